@@ -1,0 +1,16 @@
+"""Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
+
+from offrl.algos import iql
+from offrl.algos.base import Algorithm, Spec
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [iql.ALGORITHM]}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}") from None
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "Spec", "get_algorithm"]

@@ -1,0 +1,102 @@
+"""Evaluation tasks: a name, a Gymnasium id, a time limit, and the reference returns of the normalised score.
+
+``normalized_score = 100 * (R - R_random) / (R_expert - R_random)``: 0 is a uniformly random policy, 100 an expert.
+
+Where the references come from:
+
+- hopper, halfcheetah, walker2d, ant: D4RL's reference returns (random and expert SAC policies on the v2 tasks),
+  applied unchanged to the v5 tasks, as is customary; the v5 observation and action spaces are the v2 ones.
+- pendulum: measured by offrl on Pendulum-v1 (``benchmarks/reference_scores.py``): random = mean return of uniform
+  random actions over 100 episodes (seeds 0-99); expert = mean return of the scripted energy-shaping swing-up
+  controller in ``offrl.data.builtin`` over the same seeds.
+- cartpole: random measured the same way on CartPole-v1; expert = 500, the maximum return (the time limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from offrl.data.dataset import ActionSpace
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    env_id: str
+    ref_random: float
+    ref_expert: float
+    max_episode_steps: int
+    reference_source: str
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def make(self) -> Any:
+        """A fresh Gymnasium environment for this task (with its time limit)."""
+        import gymnasium as gym
+
+        return gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **dict(self.env_kwargs))
+
+    def normalized_score(self, episode_return: float | np.ndarray) -> float | np.ndarray:
+        return 100.0 * (np.asarray(episode_return) - self.ref_random) / (self.ref_expert - self.ref_random)
+
+    def spaces(self) -> tuple[tuple[int, ...], ActionSpace]:
+        """The observation shape and action space, read from the environment."""
+        return _spaces(self)
+
+
+_D4RL = "D4RL reference returns (v2 tasks), used unchanged on v5"
+_MEASURED = "measured by benchmarks/reference_scores.py (100 episodes, seeds 0-99)"
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        Task("hopper", "Hopper-v5", -20.272305, 3234.3, 1000, _D4RL),
+        Task("halfcheetah", "HalfCheetah-v5", -280.178953, 12135.0, 1000, _D4RL),
+        Task("walker2d", "Walker2d-v5", 1.629008, 4592.3, 1000, _D4RL),
+        Task("ant", "Ant-v5", -325.6, 3879.7, 1000, _D4RL),
+        Task("pendulum", "Pendulum-v1", -1197.18, -144.81, 200, _MEASURED),
+        Task("cartpole", "CartPole-v1", 22.2, 500.0, 500, _MEASURED + "; expert = the maximum return"),
+    ]
+}
+
+
+def get_task(name: str) -> Task:
+    """Look a task up by its offrl name (``hopper``) or its Gymnasium id (``Hopper-v5``)."""
+    key = name.lower()
+    if key in TASKS:
+        return TASKS[key]
+    for task in TASKS.values():
+        if task.env_id.lower() == key:
+            return task
+    raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+
+
+def find_task(name: str | None) -> Task | None:
+    if not name:
+        return None
+    try:
+        return get_task(name)
+    except KeyError:
+        return None
+
+
+_SPACES: dict[str, tuple[tuple[int, ...], ActionSpace]] = {}
+
+
+def _spaces(task: Task) -> tuple[tuple[int, ...], ActionSpace]:
+    if task.name not in _SPACES:
+        import gymnasium as gym
+
+        env = task.make()
+        try:
+            obs_space, act_space = env.observation_space, env.action_space
+        finally:
+            env.close()
+        if isinstance(act_space, gym.spaces.Discrete):
+            action = ActionSpace.categorical(int(act_space.n))
+        else:
+            action = ActionSpace.box(act_space.low, act_space.high, tuple(act_space.shape))
+        _SPACES[task.name] = (tuple(obs_space.shape), action)
+    return _SPACES[task.name]

@@ -1,0 +1,28 @@
+"""Loss helpers shared by algorithms."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
+    """Asymmetric L2 ``|tau - 1(u < 0)| * u^2`` (elementwise). tau = 0.5 is half the squared error; the minimiser
+    over a constant is the tau-expectile of ``u``'s distribution (the mean at 0.5, tending to the max as tau -> 1)."""
+    weight = jnp.where(diff < 0, 1.0 - expectile, expectile)
+    return weight * diff * diff
+
+
+def huber_loss(diff: jax.Array, delta: float = 1.0) -> jax.Array:
+    abs_diff = jnp.abs(diff)
+    quadratic = jnp.minimum(abs_diff, delta)
+    return 0.5 * quadratic * quadratic + delta * (abs_diff - quadratic)
+
+
+def td_target(rewards: jax.Array, terminals: jax.Array, next_values: jax.Array, discount: float) -> jax.Array:
+    """``r + discount * (1 - terminal) * V(s')``.
+
+    Only true terminations stop bootstrapping. Timeouts (truncation) are deliberately not an argument: a transition
+    cut by a time limit still has a successor with a value, so its target bootstraps.
+    """
+    return rewards + discount * (1.0 - terminals) * next_values

@@ -1,0 +1,418 @@
+"""Offline training runs: dataset -> transforms -> jitted update loop -> evaluation, logs and checkpoints.
+
+A run directory holds everything needed to understand and continue a run::
+
+    config.json        resolved TrainConfig and algorithm config, offrl version, dataset source/sha256/fingerprint,
+                       the data transforms, the task and the network spec
+    metrics.jsonl      every training and evaluation record
+    train.csv eval.csv the same records as tables
+    checkpoints/       step_XXXXXXXXX.msgpack + .json (see offrl.train.checkpoint)
+    summary.json       final evaluation, throughput and compile time
+
+``train(TrainConfig(...), algo_config)`` starts a run; ``resume(run_dir)`` continues one, bitwise identical to a
+run that was never interrupted (same platform).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import offrl
+from offrl.algos import get_algorithm
+from offrl.algos.base import Algorithm, Spec
+from offrl.data.dataset import Dataset, check_against_spaces
+from offrl.data.loaders import file_sha256, load_dataset
+from offrl.data.transforms import Transforms
+from offrl.envs.evaluation import EvaluationResult, evaluate
+from offrl.envs.registry import Task, find_task
+from offrl.train.checkpoint import (
+    CheckpointError,
+    atomic_write_json,
+    list_checkpoints,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
+from offrl.train.engine import UpdateLoop, metric_names
+from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogger, tensorboard_available
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to run training (what to learn is the algorithm's config)."""
+
+    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm name (offrl train --list-algos)"})
+    dataset: str = dataclasses.field(
+        default="pendulum-mixed", metadata={"help": "dataset file/directory, or a built-in name (made on first use)"}
+    )
+    task: str = dataclasses.field(default="", metadata={"help": "evaluation task; default: the dataset's own"})
+    steps: int = dataclasses.field(default=30_000, metadata={"help": "number of gradient updates"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "random seed (network init, sampling, evaluation)"})
+    batch_size: int = dataclasses.field(default=256, metadata={"help": "transitions per update"})
+    updates_per_call: int = dataclasses.field(default=1000, metadata={"help": "updates per jitted call (lax.scan)"})
+    log_interval: int = dataclasses.field(default=1000, metadata={"help": "updates between metric records"})
+    eval_interval: int = dataclasses.field(default=10_000, metadata={"help": "updates between evaluations; 0 = end"})
+    eval_episodes: int = dataclasses.field(default=10, metadata={"help": "episodes per evaluation"})
+    checkpoint_interval: int = dataclasses.field(
+        default=0, metadata={"help": "updates between checkpoints; 0 = at every evaluation"}
+    )
+    keep_checkpoints: int = dataclasses.field(default=2, metadata={"help": "newest checkpoints kept"})
+    output_dir: str = dataclasses.field(default="runs", metadata={"help": "parent folder of run directories"})
+    run_name: str = dataclasses.field(default="", metadata={"help": "run directory name; default algo-dataset-seed"})
+    max_episode_steps: int = dataclasses.field(
+        default=0, metadata={"help": "time limit for logs that lack end flags (flat npz); 0 = the task's"}
+    )
+    progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "updates_per_call", "log_interval", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_interval", "checkpoint_interval", "keep_checkpoints", "max_episode_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN or inf; the run stopped and its last good checkpoint is kept."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    agent: Any
+    final_evaluation: EvaluationResult | None
+    behaviour_normalized_score: float | None
+    updates_per_second: float
+    compile_seconds: float
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class DataSource:
+    dataset: Dataset
+    name: str
+    path: str
+    sha256: str
+
+
+def resolve_dataset(name_or_path: str, task: str = "", max_episode_steps: int = 0) -> DataSource:
+    """A built-in dataset name or a path, loaded and fingerprinted."""
+    from offrl.data.builtin import BUILTIN, load_builtin
+
+    if name_or_path in BUILTIN and not Path(name_or_path).exists():
+        dataset, path = load_builtin(name_or_path)
+        name = name_or_path
+    else:
+        path = Path(name_or_path)
+        dataset = load_dataset(path, max_episode_steps=max_episode_steps or None, task=task or None)
+        name = path.stem if path.is_file() else path.name
+    return DataSource(dataset, name, str(Path(path).resolve()), file_sha256(path))
+
+
+def dataset_task(dataset: Dataset, requested: str = "") -> Task | None:
+    """The evaluation task: the one requested, else the dataset's recorded task or env id, else none."""
+    if requested:
+        task = find_task(requested)
+        if task is None:
+            from offrl.envs.registry import get_task
+
+            get_task(requested)  # raises with the list of known tasks
+        return task
+    for key in ("task", "env_id", "minari_env_spec"):
+        value = dataset.metadata.get(key)
+        if isinstance(value, str) and (task := find_task(value)) is not None:
+            return task
+    return None
+
+
+def spec_for(dataset: Dataset) -> Spec:
+    space = dataset.action_space
+    assert space is not None
+    if space.discrete:
+        return Spec(dataset.observation_shape, space.n, discrete=True)
+    return Spec(dataset.observation_shape, int(np.prod(space.shape)))
+
+
+def behaviour_score(dataset: Dataset, task: Task | None) -> float | None:
+    if task is None:
+        return None
+    return float(np.mean(task.normalized_score(dataset.episode_returns())))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Policies
+
+
+def make_policy(algo: Algorithm, transforms: Transforms):
+    """A jitted deterministic policy on raw observations, returning actions in the task's bounds."""
+
+    @jax.jit
+    def policy(agent: Any, observations: jax.Array) -> jax.Array:
+        actions = algo.act(agent, transforms.normalize_observations(observations), jax.random.PRNGKey(0), True)
+        return transforms.denormalize_actions(actions)
+
+    return policy
+
+
+def evaluate_agent(algo: Algorithm, agent: Any, transforms: Transforms, task: Task, episodes: int,
+                   seed: int) -> EvaluationResult:
+    policy = make_policy(algo, transforms)
+    return evaluate(lambda obs: np.asarray(policy(agent, obs)), task, episodes, seed)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runs
+
+
+def _config_from_json(cls: type, values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise CheckpointError(f"unknown {cls.__name__} fields {unknown}; the run was written by another offrl")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _run_dir(config: TrainConfig, data_name: str) -> Path:
+    name = config.run_name or f"{config.algo}-{data_name}-s{config.seed}"
+    return Path(config.output_dir) / name
+
+
+def train(config: TrainConfig, algo_config: Any = None, *, loggers: list[Logger] | None = None,
+          stop_after: int | None = None) -> RunResult:
+    """Start a new run. ``stop_after`` ends it early at that step (for tests of resume), checkpointing there."""
+    algo = get_algorithm(config.algo)
+    algo_config = algo_config if algo_config is not None else algo.config_class()
+    if not isinstance(algo_config, algo.config_class):
+        raise TypeError(f"{config.algo} needs a {algo.config_class.__name__}, got {type(algo_config).__name__}")
+    algo_config = algo.configure_for_training(algo_config, config.steps)
+    source = resolve_dataset(config.dataset, config.task, config.max_episode_steps)
+    run_dir = _run_dir(config, source.name)
+    if (run_dir / "config.json").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; continue it with `offrl train --resume {run_dir}` or choose another "
+            "--run-name / --output-dir"
+        )
+    return _execute(config, algo, algo_config, source, run_dir, resume_checkpoint=None, loggers=loggers,
+                    stop_after=stop_after)
+
+
+def resume(run_dir: str | Path, *, steps: int | None = None, loggers: list[Logger] | None = None,
+           stop_after: int | None = None, progress: bool | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its newest checkpoint (optionally to a new total of ``steps``)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+    saved = json.loads(config_path.read_text())
+    config = _config_from_json(TrainConfig, saved["train"])
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps)
+    if progress is not None:
+        config = dataclasses.replace(config, progress=progress)
+    algo = get_algorithm(config.algo)
+    algo_config = _config_from_json(algo.config_class, saved["algo_config"])
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    if not checkpoints:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from")
+    source = resolve_dataset(saved["dataset"]["path"] if not saved["dataset"].get("builtin") else config.dataset,
+                             config.task, config.max_episode_steps)
+    if source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
+        raise CheckpointError(
+            f"the dataset {source.path} differs from the one this run trained on (fingerprint "
+            f"{saved['dataset']['fingerprint'][:12]}...); resume needs the same data"
+        )
+    return _execute(config, algo, algo_config, source, run_dir, resume_checkpoint=checkpoints[-1], loggers=loggers,
+                    stop_after=stop_after)
+
+
+def _execute(config: TrainConfig, algo: Algorithm, algo_config: Any, source: DataSource, run_dir: Path, *,
+             resume_checkpoint: Path | None, loggers: list[Logger] | None, stop_after: int | None) -> RunResult:
+    dataset = source.dataset
+    task = dataset_task(dataset, config.task)
+    if task is not None:
+        check_against_spaces(dataset, *task.spaces())
+    if dataset.discrete and not algo.supports_discrete:
+        raise ValueError(f"{algo.name} needs continuous actions; this dataset's actions are discrete")
+    transforms = Transforms.fit(
+        dataset,
+        normalize_observations=algo_config.normalize_observations,
+        reward_scaling=algo_config.reward_scaling,
+    )
+    spec = spec_for(dataset)
+    arrays = transforms.apply(dataset)
+    if dataset.discrete:
+        arrays["actions"] = dataset.actions.astype(np.int32)
+    data = jax.device_put(arrays)
+
+    init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    agent = algo.init(init_key, spec, algo_config)
+    step = 0
+    metadata = {
+        "offrl_version": offrl.__version__,
+        "algo": algo.name,
+        "train": dataclasses.asdict(config),
+        "algo_config": dataclasses.asdict(algo_config),
+        "spec": spec.to_json(),
+        "transforms": transforms.to_json(),
+        "task": task.name if task else None,
+        "dataset": {
+            "name": source.name,
+            "path": source.path,
+            "sha256": source.sha256,
+            "fingerprint": dataset.fingerprint(),
+            "transitions": dataset.size,
+            "episodes": dataset.num_episodes,
+            "builtin": source.name == config.dataset and not Path(config.dataset).exists(),
+        },
+    }
+    if resume_checkpoint is not None:
+        state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
+        agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", metadata)
+
+    file_logger = FileLogger(run_dir, resume_from_step=step if resume_checkpoint is not None else None)
+    sinks: list[Logger] = [file_logger, *(loggers or [])]
+    if tensorboard_available():
+        sinks.append(TensorBoardLogger(run_dir))
+    bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {source.name}")
+    behaviour = behaviour_score(dataset, task)
+    loop = UpdateLoop(algo.update, config.batch_size)
+    names = metric_names(algo.update, agent, data, config.batch_size)
+    checkpoint_interval = config.checkpoint_interval or config.eval_interval or config.steps
+    end = min(config.steps, stop_after) if stop_after is not None else config.steps
+
+    def save(at: int) -> None:
+        save_checkpoint(run_dir / "checkpoints", at, {"agent": agent, "sample_key": sample_key, "step": at},
+                        metadata, keep_last=config.keep_checkpoints)
+
+    def run_evaluation(at: int) -> EvaluationResult:
+        assert task is not None
+        result = evaluate_agent(algo, agent, transforms, task, config.eval_episodes, seed=10_000 + config.seed * 1000)
+        for sink in sinks:
+            sink.log(at, result.summary(), "eval")
+        bar.evaluation(result.normalized_mean)
+        return result
+
+    last_eval: EvaluationResult | None = None
+    window: dict[str, float] = {}
+    window_updates = 0
+    try:
+        while step < end:
+            boundaries = [end, _next_multiple(step, config.log_interval), _next_multiple(step, checkpoint_interval)]
+            if config.eval_interval:
+                boundaries.append(_next_multiple(step, config.eval_interval))
+            k = min(config.updates_per_call, min(boundaries) - step)
+            agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
+            if chunk.non_finite is not None:
+                offset, metric = chunk.non_finite
+                kept = list_checkpoints(run_dir / "checkpoints")
+                where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
+                raise NonFiniteLossError(
+                    f"non-finite {metric} at update {step + offset + 1}; training stopped ({where}). Check the data "
+                    "(offrl dataset info), lower the learning rates or enable normalisation"
+                )
+            for name, value in chunk.metrics.items():
+                window[name] = window.get(name, 0.0) + value * k
+            window_updates += k
+            step += k
+            bar.advance(k, chunk.metrics, k / chunk.seconds if chunk.seconds > 0 else 0.0)
+            if step % config.log_interval == 0 or step == end:
+                record = {name: total / window_updates for name, total in window.items()}
+                record["time/updates_per_second"] = loop.updates_per_second
+                record["time/compile_seconds"] = loop.compile_seconds
+                for sink in sinks:
+                    sink.log(step, record, "train")
+                window, window_updates = {}, 0
+            if task is not None and config.eval_interval and step % config.eval_interval == 0:
+                last_eval = run_evaluation(step)
+            if step % checkpoint_interval == 0 or step == end:
+                save(step)
+        if task is not None and (last_eval is None or not config.eval_interval or step % config.eval_interval):
+            last_eval = run_evaluation(step)
+    finally:
+        bar.close()
+        for sink in sinks:
+            sink.close()
+
+    summary = {
+        "step": step,
+        "updates_per_second": loop.updates_per_second,
+        "compile_seconds": loop.compile_seconds,
+        "behaviour_normalized_score": behaviour,
+        **({k: v for k, v in last_eval.summary().items()} if last_eval else {}),
+        "task": task.name if task else None,
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    return RunResult(run_dir, step, agent, last_eval, behaviour, loop.updates_per_second, loop.compile_seconds)
+
+
+def _next_multiple(step: int, interval: int) -> int:
+    return (step // interval + 1) * interval if interval > 0 else step + 1_000_000_000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading a trained policy
+
+
+@dataclass
+class LoadedPolicy:
+    """A trained policy restored from a checkpoint: call it on a batch of raw observations."""
+
+    algo: Algorithm
+    agent: Any
+    transforms: Transforms
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self._policy = make_policy(self.algo, self.transforms)
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        return np.asarray(self._policy(self.agent, np.asarray(observations, np.float32)))
+
+    @property
+    def task(self) -> Task | None:
+        return find_task(self.metadata.get("task"))
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """Load a checkpoint file, or the newest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = list_checkpoints(path / "checkpoints") or list_checkpoints(path)
+        if not candidates:
+            raise CheckpointError(f"no checkpoint found in {path}")
+        path = candidates[-1]
+    meta = read_metadata(path)
+    algo = get_algorithm(meta["algo"])
+    algo_config = _config_from_json(algo.config_class, meta["algo_config"])
+    spec = Spec.from_json(meta["spec"])
+    template_agent = algo.init(jax.random.PRNGKey(0), spec, algo_config)
+    key = jax.random.PRNGKey(0)
+    state, meta = load_checkpoint(path, {"agent": template_agent, "sample_key": key, "step": 0})
+    return LoadedPolicy(algo, state["agent"], Transforms.from_json(meta["transforms"]), meta)
+
+
+__all__ = [
+    "LoadedPolicy",
+    "NonFiniteLossError",
+    "RunResult",
+    "TrainConfig",
+    "load_policy",
+    "resume",
+    "train",
+]
