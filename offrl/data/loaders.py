@@ -455,9 +455,17 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
     meta: dict[str, Any] = {"source": str(path)}
     if (data_dir / "metadata.json").exists():
         info = json.loads((data_dir / "metadata.json").read_text())
-        for key in ("dataset_id", "env_spec", "total_episodes", "total_steps", "algorithm_name"):
+        for key in ("dataset_id", "total_episodes", "total_steps", "algorithm_name"):
             if key in info:
                 meta[f"minari_{key}"] = info[key]
+        env_spec = info.get("env_spec")
+        if isinstance(env_spec, str):
+            try:
+                env_spec = json.loads(env_spec)
+            except json.JSONDecodeError:
+                env_spec = None
+        if isinstance(env_spec, dict) and isinstance(env_spec.get("id"), str):
+            meta["env_id"] = env_spec["id"]
     columns: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "next_obs", "act", "rew", "term", "trunc")}
     try:
         f = h5py.File(main, "r")

@@ -48,17 +48,17 @@ from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogg
 class TrainConfig:
     """How to run training (what to learn is the algorithm's config)."""
 
-    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm name (offrl train --list-algos)"})
+    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm: bc, td3bc or iql"})
     dataset: str = dataclasses.field(
         default="pendulum-mixed", metadata={"help": "dataset file/directory, or a built-in name (made on first use)"}
     )
     task: str = dataclasses.field(default="", metadata={"help": "evaluation task; default: the dataset's own"})
-    steps: int = dataclasses.field(default=30_000, metadata={"help": "number of gradient updates"})
+    steps: int = dataclasses.field(default=20_000, metadata={"help": "number of gradient updates"})
     seed: int = dataclasses.field(default=0, metadata={"help": "random seed (network init, sampling, evaluation)"})
     batch_size: int = dataclasses.field(default=256, metadata={"help": "transitions per update"})
     updates_per_call: int = dataclasses.field(default=1000, metadata={"help": "updates per jitted call (lax.scan)"})
     log_interval: int = dataclasses.field(default=1000, metadata={"help": "updates between metric records"})
-    eval_interval: int = dataclasses.field(default=10_000, metadata={"help": "updates between evaluations; 0 = end"})
+    eval_interval: int = dataclasses.field(default=5_000, metadata={"help": "updates between evaluations; 0 = end"})
     eval_episodes: int = dataclasses.field(default=10, metadata={"help": "episodes per evaluation"})
     checkpoint_interval: int = dataclasses.field(
         default=0, metadata={"help": "updates between checkpoints; 0 = at every evaluation"}

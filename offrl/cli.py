@@ -1,0 +1,358 @@
+"""The ``offrl`` command line: ``train``, ``evaluate`` and ``dataset info|convert|list``.
+
+Every option of ``offrl train`` maps onto a field of :class:`offrl.train.TrainConfig` or of the chosen algorithm's
+config dataclass; the field documentation is the help text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offrl import __version__
+
+TRAIN_EXAMPLES = """examples:
+  offrl train                                   IQL on the built-in pendulum-mixed dataset (no download)
+  offrl train --algo td3bc --dataset ../shared/data/hopper-medium.hdf5 --task hopper --steps 200000
+  offrl train --algo iql --expectile 0.9 --beta 10 --dataset data.npz
+  offrl train --resume runs/iql-pendulum-mixed-s0-20260101-120000
+  offrl train --algo td3bc --help               TD3+BC's own options
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dataclass <-> argparse
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_dataclass_options(group: argparse._ArgumentGroup, cls: type, skip: tuple[str, ...] = ()) -> None:
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = getattr(defaults, f.name)
+        help_text = f.metadata.get("help", "")
+        if isinstance(default, bool):
+            group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=f"{help_text} (default: {default})")
+        elif isinstance(default, tuple):
+            group.add_argument(_flag(f.name), dest=f.name, type=_int_tuple, default=argparse.SUPPRESS,
+                               metavar="N,N", help=f"{help_text} (default: {','.join(map(str, default))})")
+        else:
+            group.add_argument(_flag(f.name), dest=f.name, type=type(default), default=argparse.SUPPRESS,
+                               metavar=type(default).__name__.upper(), help=f"{help_text} (default: {default})")
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+
+
+def _pick(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(namespace).items() if k in names}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# train
+
+
+def _train_parser(algo_name: str) -> argparse.ArgumentParser:
+    from offrl.algos import ALGORITHMS, get_algorithm
+    from offrl.train import TrainConfig
+
+    algo = get_algorithm(algo_name)
+    parser = argparse.ArgumentParser(
+        prog="offrl train",
+        description="Train a policy offline from logged data. Writes a run directory (config, metrics, "
+        "checkpoints) and prints the normalised score of the final policy next to the behaviour data's.",
+        epilog=TRAIN_EXAMPLES + "\nalgorithms: " + ", ".join(f"{a.name} ({a.description})" for a in
+                                                              ALGORITHMS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = parser.add_argument_group("run options")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint "
+                     "(with --steps: to that new total)")
+    _add_dataclass_options(run, TrainConfig)
+    group = parser.add_argument_group(f"{algo.name} options ({algo.description})")
+    _add_dataclass_options(group, algo.config_class)
+    return parser
+
+
+def cmd_train(argv: list[str]) -> int:
+    from offrl.algos import get_algorithm
+    from offrl.train import TrainConfig, resume, train
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default=None)
+    pre.add_argument("--resume", default=None)
+    known, _ = pre.parse_known_args(argv)
+    algo_name = known.algo
+    if algo_name is None and known.resume:
+        saved = Path(known.resume) / "config.json"
+        algo_name = json.loads(saved.read_text())["algo"] if saved.exists() else "iql"
+    try:
+        parser = _train_parser(algo_name or "iql")
+    except KeyError as e:
+        print(f"offrl train: {e.args[0]}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+
+    if args.resume:
+        extra = set(_pick(args, TrainConfig)) - {"steps", "progress", "algo"}
+        algo_options = set(_pick(args, get_algorithm(algo_name or "iql").config_class))
+        if extra or algo_options:
+            parser.error(f"--resume takes only --steps and --progress; the run's other settings are fixed "
+                         f"(got {sorted(extra | algo_options)})")
+        result = resume(args.resume, steps=getattr(args, "steps", None), progress=getattr(args, "progress", None))
+    else:
+        train_options = _pick(args, TrainConfig)
+        algo = get_algorithm(train_options.get("algo", "iql"))
+        if not train_options.get("run_name"):
+            dataset = train_options.get("dataset", TrainConfig.dataset)
+            stem = Path(dataset).stem if Path(dataset).suffix else Path(dataset).name
+            train_options["run_name"] = (
+                f"{algo.name}-{stem}-s{train_options.get('seed', 0)}-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
+        config = TrainConfig(**train_options)
+        algo_config = algo.config_class(**_pick(args, algo.config_class))
+        result = train(config, algo_config)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result: Any) -> None:
+    config = json.loads((result.run_dir / "config.json").read_text())
+    lines = [f"{config['algo']} on {config['dataset']['name']} ({config['dataset']['transitions']} transitions), "
+             f"{result.step} updates"]
+    ev = result.final_evaluation
+    if ev is not None:
+        lines.append(f"  policy:         normalised score {ev.normalized_mean:6.1f} +- {ev.normalized_std:.1f}   "
+                     f"(return {ev.mean:.1f} +- {ev.std:.1f}, {len(ev.returns)} episodes on {config['task']})")
+    if result.behaviour_normalized_score is not None:
+        lines.append(f"  behaviour data: normalised score {result.behaviour_normalized_score:6.1f}   "
+                     "(mean over the dataset's episodes)")
+    lines.append(f"  throughput:     {result.updates_per_second:.0f} updates/s (compile {result.compile_seconds:.1f} s)")
+    lines.append(f"  run directory:  {result.run_dir}")
+    print("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluate
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    from offrl.envs import evaluate, get_task
+    from offrl.train import load_policy
+
+    parser = argparse.ArgumentParser(prog="offrl evaluate",
+                                     description="Evaluate a trained policy (a checkpoint file or a run directory).")
+    parser.add_argument("checkpoint", help="a step_*.msgpack checkpoint, or a run directory (newest checkpoint)")
+    parser.add_argument("--task", help="task to evaluate on (default: the one the run used)")
+    parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    policy = load_policy(args.checkpoint)
+    task = get_task(args.task) if args.task else policy.task
+    if task is None:
+        parser.error("the checkpoint records no task; pass --task")
+    from offrl.data.dataset import ActionSpace
+
+    obs_shape, action_space = task.spaces()
+    spec = policy.metadata["spec"]
+    if tuple(spec["observation_shape"]) != obs_shape:
+        parser.error(f"the policy takes observations of shape {tuple(spec['observation_shape'])} but {task.name} "
+                     f"has {obs_shape}")
+    assert isinstance(action_space, ActionSpace)
+    result = evaluate(policy, task, args.episodes, args.seed)
+    if args.json:
+        print(json.dumps({**result.summary(), "returns": result.returns.tolist(), "task": task.name}))
+    else:
+        print(f"{task.name}: return {result.mean:.1f} +- {result.std:.1f}, normalised score "
+              f"{result.normalized_mean:.1f} +- {result.normalized_std:.1f} over {args.episodes} episodes "
+              f"(step {policy.metadata['step']})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dataset
+
+
+def _stats_table(name: str, values: np.ndarray) -> list[str]:
+    flat = values.reshape(values.shape[0], -1).astype(np.float64)
+    rows = [f"  {name} (per dimension):", "    dim        mean        std        min        max"]
+    for j in range(flat.shape[1]):
+        col = flat[:, j]
+        rows.append(f"    {j:3d} {col.mean():11.4g} {col.std():10.4g} {col.min():10.4g} {col.max():10.4g}")
+    return rows
+
+
+def dataset_report(path: str, task_name: str | None = None, max_episode_steps: int | None = None) -> dict[str, Any]:
+    """Everything ``offrl dataset info`` prints, as a dict."""
+    from offrl.data.dataset import DatasetError, check_against_spaces, next_observation_mismatches
+    from offrl.data.loaders import file_sha256
+    from offrl.train.offline import dataset_task, resolve_dataset
+
+    source = resolve_dataset(path, task_name or "", max_episode_steps or 0)
+    ds = source.dataset
+    task = dataset_task(ds, task_name or "")
+    returns = ds.episode_returns()
+    lengths = ds.episode_lengths()
+    problems: list[str] = []
+    if task is not None:
+        try:
+            check_against_spaces(ds, *task.spaces())
+        except DatasetError as e:
+            problems += e.problems
+    mismatches = next_observation_mismatches(ds)
+    if mismatches:
+        problems.append(f"{mismatches} rows inside episodes have next_observations different from the next row's "
+                        "observations (shuffled rows or missing episode ends?)")
+    constant = np.flatnonzero(ds.observations.reshape(ds.size, -1).std(axis=0) == 0)
+    if constant.size:
+        problems.append(f"observation dimensions {constant.tolist()} are constant (they carry no information)")
+    if not ds.terminals.any():
+        problems.append("no terminal transitions: every episode ended by a time limit (fine for Pendulum-like tasks)")
+    report: dict[str, Any] = {
+        "path": source.path,
+        "sha256": source.sha256 if Path(source.path).exists() else file_sha256(source.path),
+        "fingerprint": ds.fingerprint(),
+        "transitions": ds.size,
+        "episodes": ds.num_episodes,
+        "terminals": int(ds.terminals.sum()),
+        "timeouts": int(ds.timeouts.sum()),
+        "observation_shape": list(ds.observation_shape),
+        "action_space": ds.action_space.to_json() if ds.action_space else None,
+        "episode_length": {"min": int(lengths.min()), "mean": float(lengths.mean()), "max": int(lengths.max())},
+        "return": {"min": float(returns.min()), "mean": float(returns.mean()), "max": float(returns.max())},
+        "task": task.name if task else None,
+        "problems": problems,
+        "metadata": {k: v for k, v in ds.metadata.items() if isinstance(v, (str, int, float, bool))},
+    }
+    if task is not None:
+        norm = np.asarray(task.normalized_score(returns))
+        report["normalized_return"] = {"min": float(norm.min()), "mean": float(norm.mean()), "max": float(norm.max())}
+    report["_dataset"] = ds
+    return report
+
+
+def cmd_dataset(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="offrl dataset", description="Inspect, convert and list datasets.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    info = sub.add_parser("info", help="statistics and validation problems of a dataset")
+    info.add_argument("path", help="a dataset file or directory, or a built-in name")
+    info.add_argument("--task", help="task whose spaces and reference returns to use (default: the dataset's)")
+    info.add_argument("--max-episode-steps", type=int, help="time limit for flat logs without end flags")
+    info.add_argument("--json", action="store_true", help="print the report as JSON (no per-dimension tables)")
+    convert = sub.add_parser("convert", help="save a dataset in offrl's own npz format")
+    convert.add_argument("source", help="a dataset file or directory, or a built-in name")
+    convert.add_argument("destination", help="the .npz file to write")
+    convert.add_argument("--task", help="task (for flat logs: its time limit)")
+    convert.add_argument("--max-episode-steps", type=int, help="time limit for flat logs without end flags")
+    convert.add_argument("--overwrite", action="store_true", help="replace the destination if it exists")
+    sub.add_parser("list", help="the built-in datasets")
+    args = parser.parse_args(argv)
+
+    if args.action == "list":
+        from offrl.data.builtin import BUILTIN, builtin_path
+
+        for spec in BUILTIN.values():
+            cached = "cached" if builtin_path(spec.name).exists() else "built on first use"
+            print(f"{spec.name:18s} task {spec.task:10s} {spec.description} [{cached}]")
+        return 0
+    if args.action == "convert":
+        from offrl.data.loaders import save_dataset
+        from offrl.train.offline import resolve_dataset
+
+        source = resolve_dataset(args.source, args.task or "", args.max_episode_steps or 0)
+        digest = save_dataset(source.dataset, args.destination, overwrite=args.overwrite)
+        print(f"wrote {args.destination} ({source.dataset.size} transitions), sha256 {digest}")
+        return 0
+
+    report = dataset_report(args.path, args.task, args.max_episode_steps)
+    ds = report.pop("_dataset")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    lines = [
+        f"dataset {report['path']}",
+        f"  sha256 {report['sha256']}",
+        f"  transitions {report['transitions']}, episodes {report['episodes']} "
+        f"(terminals {report['terminals']}, timeouts {report['timeouts']})",
+        f"  episode length min / mean / max: {report['episode_length']['min']} / "
+        f"{report['episode_length']['mean']:.1f} / {report['episode_length']['max']}",
+        f"  return min / mean / max: {report['return']['min']:.2f} / {report['return']['mean']:.2f} / "
+        f"{report['return']['max']:.2f}",
+    ]
+    if "normalized_return" in report:
+        n = report["normalized_return"]
+        lines.append(f"  normalised return ({report['task']}) min / mean / max: {n['min']:.1f} / {n['mean']:.1f} / "
+                     f"{n['max']:.1f}")
+    else:
+        lines.append("  normalised return: unknown task (pass --task)")
+    space = report["action_space"]
+    if space["discrete"]:
+        lines.append(f"  actions: discrete, {space['n']} choices")
+    lines += _stats_table("observations", ds.observations)
+    if not ds.discrete:
+        lines += _stats_table("actions", ds.actions)
+    else:
+        counts = np.bincount(ds.actions, minlength=space["n"])
+        lines.append("  action counts: " + ", ".join(f"{i}: {c}" for i, c in enumerate(counts)))
+    lines.append(f"  problems found: {len(report['problems'])}")
+    lines += [f"    - {p}" for p in report["problems"]]
+    print("\n".join(lines))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "dataset": cmd_dataset}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"offrl {__version__}: data-driven reinforcement learning in JAX\n\n"
+              "usage: offrl COMMAND [options]   (offrl COMMAND --help for each)\n\n"
+              "commands:\n"
+              "  train      train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
+              "  evaluate   evaluate a checkpoint on its task\n"
+              "  dataset    info | convert | list\n")
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"offrl: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    from offrl.data.dataset import DatasetError
+    from offrl.train.checkpoint import CheckpointError
+    from offrl.train.offline import NonFiniteLossError
+
+    try:
+        return command(argv[1:])
+    except (DatasetError, CheckpointError, NonFiniteLossError, FileExistsError, FileNotFoundError, KeyError,
+            ValueError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"offrl {argv[0]}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

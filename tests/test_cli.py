@@ -1,0 +1,84 @@
+"""The command line: train -> evaluate -> dataset info, help texts, and errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from offrl.cli import main
+from tests.conftest import SHARED_DATA, needs_shared
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    code = main(["train", "--algo", "td3bc", "--steps", "200", "--batch-size", "32", "--hidden-dims", "32,32",
+                 "--updates-per-call", "100", "--eval-interval", "0", "--eval-episodes", "2",
+                 "--output-dir", str(tmp_path), "--run-name", "cli", "--no-progress", "--alpha", "2.0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "normalised score" in out and "behaviour data" in out and "run directory" in out
+    config = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert config["algo_config"]["alpha"] == 2.0 and config["algo_config"]["hidden_dims"] == [32, 32]
+    assert main(["evaluate", str(tmp_path / "cli"), "--episodes", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "pendulum" and len(result["returns"]) == 2
+    assert main(["train", "--resume", str(tmp_path / "cli"), "--steps", "300", "--no-progress"]) == 0
+    assert "300 updates" in capsys.readouterr().out
+
+
+def test_train_help_documents_run_and_algorithm_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "iql", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--dataset", "--task", "--steps", "--seed", "--output-dir", "--eval-interval", "--resume",
+                   "--expectile", "--beta"):
+        assert option in out
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "td3bc", "--help"])
+    assert "--policy-noise" in capsys.readouterr().out
+
+
+@needs_shared
+def test_dataset_info_on_hopper(capsys):
+    assert main(["dataset", "info", str(SHARED_DATA / "hopper-medium.hdf5")]) == 0
+    out = capsys.readouterr().out
+    assert "transitions 100000" in out and "normalised return (hopper)" in out
+    assert "observations (per dimension)" in out and "problems found" in out
+    assert main(["dataset", "info", str(SHARED_DATA / "hopper-medium.hdf5"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 45 < report["normalized_return"]["mean"] < 55
+
+
+@needs_shared
+def test_dataset_info_reports_space_mismatch(capsys):
+    assert main(["dataset", "info", str(SHARED_DATA / "hopper-medium.hdf5"), "--task", "walker2d", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert any("observation space" in p for p in report["problems"])
+
+
+def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "broken.npz"
+    import numpy as np
+
+    np.savez(path, observations=np.zeros((5, 2)), actions=np.zeros((4, 1)), rewards=np.zeros(5))
+    assert main(["dataset", "info", str(path)]) == 1
+    assert "different lengths" in capsys.readouterr().err
+    assert main(["train", "--dataset", str(tmp_path / "missing.hdf5"), "--no-progress"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_dataset_convert_and_list(tmp_path, capsys):
+    destination = tmp_path / "copy.npz"
+    assert main(["dataset", "convert", "pendulum-random", str(destination)]) == 0
+    assert destination.exists()
+    assert main(["dataset", "convert", "pendulum-random", str(destination)]) == 1
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["dataset", "list"]) == 0
+    assert "pendulum-mixed" in capsys.readouterr().out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "offrl.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip()

@@ -1,0 +1,145 @@
+"""Training runs: run directory contents, exact resume, non-finite losses, checkpoints as data."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from offrl.algos.bc import BCConfig
+from offrl.algos.iql import IQLConfig
+from offrl.algos.td3bc import TD3BCConfig
+from offrl.data import from_arrays, save_dataset
+from offrl.train import CheckpointError, NonFiniteLossError, TrainConfig, load_policy, resume, train
+from offrl.train.checkpoint import list_checkpoints
+from tests.conftest import make_arrays
+
+SMALL = {"iql": IQLConfig(hidden_dims=(32, 32)), "td3bc": TD3BCConfig(hidden_dims=(32, 32)),
+         "bc": BCConfig(hidden_dims=(32, 32))}
+
+
+def quick(tmp_path, **changes):
+    base = dict(dataset="pendulum-mixed", steps=300, updates_per_call=100, log_interval=100, eval_interval=200,
+                eval_episodes=2, batch_size=32, output_dir=str(tmp_path), progress=False)
+    return TrainConfig(**{**base, **changes})
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_run_directory_holds_config_metrics_and_checkpoints(tmp_path):
+    result = train(quick(tmp_path, run_name="r"), SMALL["iql"])
+    run = tmp_path / "r"
+    config = json.loads((run / "config.json").read_text())
+    assert config["offrl_version"] and config["algo"] == "iql"
+    assert len(config["dataset"]["sha256"]) == 64 and len(config["dataset"]["fingerprint"]) == 64
+    assert config["algo_config"]["decay_steps"] == 300, "the schedule horizon is resolved and recorded"
+    assert config["task"] == "pendulum"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [100, 200, 300]
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [200, 300]
+    assert "critic/q_mean" in rows[0] and "critic/grad_norm" in rows[0]
+    assert (run / "train.csv").read_text().startswith("step,")
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_000000200.msgpack",
+                                                                       "step_000000300.msgpack"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["step"] == 300 and "eval/normalized_score" in summary
+    assert result.final_evaluation is not None and result.behaviour_normalized_score is not None
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    train(quick(tmp_path, algo="bc", run_name="r", steps=100, eval_interval=0), SMALL["bc"])
+    before = (tmp_path / "r" / "config.json").read_bytes()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(quick(tmp_path, algo="bc", run_name="r", steps=100, eval_interval=0), SMALL["bc"])
+    assert (tmp_path / "r" / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("algo", ["bc", "td3bc", "iql"])
+def test_resume_equals_an_uninterrupted_run(tmp_path, algo):
+    """train(N + M) == train(N) -> save -> load -> train(M), bitwise on CPU."""
+    whole = train(quick(tmp_path, algo=algo, run_name="whole", steps=400, checkpoint_interval=100), SMALL[algo])
+    train(quick(tmp_path, algo=algo, run_name="split", steps=400, checkpoint_interval=100), SMALL[algo],
+          stop_after=250)
+    assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step_000000250.msgpack"
+    resumed = resume(tmp_path / "split")
+    assert resumed.step == 400
+    assert leaves_equal(whole.agent, resumed.agent)
+    lines = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa
+    train_rows = lambda run: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+                              for r in lines(run) if r["kind"] == "train"]
+    assert train_rows("whole")[-1] == train_rows("split")[-1]
+
+
+def test_resume_refuses_different_data(tmp_path):
+    path = tmp_path / "data.npz"
+    save_dataset(from_arrays(**make_arrays()), path)
+    train(quick(tmp_path, algo="bc", dataset=str(path), run_name="r", task="", steps=200,
+                eval_interval=0, checkpoint_interval=100), SMALL["bc"], stop_after=100)
+    arrays = make_arrays(seed=1)
+    save_dataset(from_arrays(**arrays), path, overwrite=True)
+    with pytest.raises(CheckpointError, match="differs"):
+        resume(tmp_path / "r")
+
+
+def test_non_finite_loss_stops_with_step_and_metric_and_keeps_the_last_good_checkpoint(tmp_path):
+    arrays = make_arrays(n=400)
+    arrays["rewards"] = np.full(400, 1e38, np.float32)  # finite data whose squared TD error overflows
+    path = tmp_path / "huge.npz"
+    save_dataset(from_arrays(**arrays), path)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(quick(tmp_path, algo="td3bc", dataset=str(path), run_name="r", eval_interval=0,
+                    checkpoint_interval=100, steps=400), SMALL["td3bc"])
+    message = str(info.value)
+    assert "non-finite critic/" in message and "at update 1" in message
+    assert "no checkpoint" in message
+    assert list_checkpoints(tmp_path / "r" / "checkpoints") == []
+
+
+def test_checkpoints_are_msgpack_and_json_never_pickle(tmp_path):
+    train(quick(tmp_path, algo="bc", run_name="r", steps=100, eval_interval=0), SMALL["bc"])
+    checkpoint = list_checkpoints(tmp_path / "r" / "checkpoints")[-1]
+    data = checkpoint.read_bytes()
+    assert data[:1] != b"\x80", "a pickle stream starts with the PROTO opcode 0x80"
+    assert 0x80 <= data[0] <= 0x8F or data[0] in (0xDE, 0xDF), "msgpack map header"
+    sidecar = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert {"schema_version", "offrl_version", "algo_config", "dataset", "transforms", "state_sha256"} <= set(sidecar)
+
+
+def test_corrupt_checkpoint_is_detected(tmp_path):
+    train(quick(tmp_path, algo="bc", run_name="r", steps=100, eval_interval=0), SMALL["bc"])
+    checkpoint = list_checkpoints(tmp_path / "r" / "checkpoints")[-1]
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_policy(tmp_path / "r")
+    checkpoint.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="sidecar"):
+        load_policy(checkpoint)
+
+
+def test_loaded_policy_acts_like_the_trained_agent(tmp_path):
+    result = train(quick(tmp_path, algo="td3bc", run_name="r", steps=200), SMALL["td3bc"])
+    policy = load_policy(tmp_path / "r")
+    obs = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    from offrl.algos import get_algorithm
+    from offrl.train.offline import make_policy
+
+    direct = make_policy(get_algorithm("td3bc"), policy.transforms)(result.agent, obs)
+    np.testing.assert_array_equal(policy(obs), np.asarray(direct))
+    assert policy(obs).shape == (4, 1) and np.abs(policy(obs)).max() <= 2.0 + 1e-6
+
+
+def test_no_pickle_anywhere_in_the_library():
+    import pathlib
+
+    import offrl
+
+    root = pathlib.Path(offrl.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "import pickle" not in text and "allow_pickle=True" not in text, path
