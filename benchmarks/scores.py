@@ -47,14 +47,28 @@ def main(argv: list[str] | None = None) -> None:
                 if (run_dir / "config.json").exists():
                     resume(run_dir, steps=args.steps, progress=False)
                 else:
-                    train(TrainConfig(algo=algo, dataset=args.dataset, task=args.task, steps=args.steps, seed=seed,
-                                      eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
-                                      output_dir=str(out), run_name=name, progress=False))
+                    train(
+                        TrainConfig(
+                            algo=algo,
+                            dataset=args.dataset,
+                            task=args.task,
+                            steps=args.steps,
+                            seed=seed,
+                            eval_interval=args.eval_interval,
+                            eval_episodes=args.eval_episodes,
+                            output_dir=str(out),
+                            run_name=name,
+                            progress=False,
+                        )
+                    )
                 summary = json.loads(summary_path.read_text())
             results[name] = {"algo": algo, "seed": seed, **summary, "wall_seconds": time.time() - start}
-            print(f"{name}: normalised {summary['eval/normalized_score']:.1f} "
-                  f"(behaviour {summary['behaviour_normalized_score']:.1f}), "
-                  f"{summary['updates_per_second']:.0f} updates/s", flush=True)
+            print(
+                f"{name}: normalised {summary['eval/normalized_score']:.1f} "
+                f"(behaviour {summary['behaviour_normalized_score']:.1f}), "
+                f"{summary['updates_per_second']:.0f} updates/s",
+                flush=True,
+            )
             (out / "results.json").write_text(json.dumps(results, indent=2))
 
     print(f"\n| algorithm | normalised score after {args.steps} updates (mean +- std over seeds) | per seed |")
@@ -62,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     for algo in args.algos.split(","):
         scores = [r["eval/normalized_score"] for r in results.values() if r["algo"] == algo]
         spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        print(f"| {algo} | {statistics.mean(scores):.1f} +- {spread:.1f} | "
-              f"{', '.join(f'{s:.1f}' for s in scores)} |")
+        print(f"| {algo} | {statistics.mean(scores):.1f} +- {spread:.1f} | {', '.join(f'{s:.1f}' for s in scores)} |")
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_offrl(algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int,
-                updates_per_call: int) -> dict[str, float]:
+def bench_offrl(
+    algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int, updates_per_call: int
+) -> dict[str, float]:
     import jax
 
     from offrl.algos import get_algorithm
@@ -72,8 +73,12 @@ def bench_offrl(algo_name: str, arrays: dict[str, np.ndarray], updates: int, rep
             agent, key, _ = loop.run(agent, key, data, updates_per_call, names)
         elapsed = time.perf_counter() - start
         rates.append(max(1, updates // updates_per_call) * updates_per_call / elapsed)
-    return {"updates_per_second": statistics.median(rates), "min": min(rates), "max": max(rates),
-            "compile_seconds": compile_seconds}
+    return {
+        "updates_per_second": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "compile_seconds": compile_seconds,
+    }
 
 
 def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int) -> dict[str, float]:
@@ -102,8 +107,13 @@ def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, re
         for _ in range(updates):
             algo.update(dataset.sample_transition_batch(BATCH))
         rates.append(updates / (time.perf_counter() - start))
-    return {"updates_per_second": statistics.median(rates), "min": min(rates), "max": max(rates),
-            "torch_threads": torch.get_num_threads(), "d3rlpy_version": d3rlpy.__version__}
+    return {
+        "updates_per_second": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "torch_threads": torch.get_num_threads(),
+        "d3rlpy_version": d3rlpy.__version__,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -134,8 +144,11 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.algos.split(","):
         result["offrl"][name] = bench_offrl(name, arrays, args.updates, args.repeats, args.updates_per_call)
         r = result["offrl"][name]
-        print(f"offrl  {name:6s} {r['updates_per_second']:8.1f} updates/s  (min {r['min']:.1f}, max {r['max']:.1f}; "
-              f"compile {r['compile_seconds']:.1f} s)", flush=True)
+        print(
+            f"offrl  {name:6s} {r['updates_per_second']:8.1f} updates/s  (min {r['min']:.1f}, max {r['max']:.1f}; "
+            f"compile {r['compile_seconds']:.1f} s)",
+            flush=True,
+        )
     peer = not args.no_peer
     if peer:
         try:
@@ -149,8 +162,11 @@ def main(argv: list[str] | None = None) -> dict:
             result["d3rlpy"][name] = r
             ratio = result["offrl"][name]["updates_per_second"] / r["updates_per_second"]
             r["offrl_ratio"] = ratio
-            print(f"d3rlpy {name:6s} {r['updates_per_second']:8.1f} updates/s  (torch threads "
-                  f"{r['torch_threads']}); offrl / d3rlpy = {ratio:.2f}x", flush=True)
+            print(
+                f"d3rlpy {name:6s} {r['updates_per_second']:8.1f} updates/s  (torch threads "
+                f"{r['torch_threads']}); offrl / d3rlpy = {ratio:.2f}x",
+                flush=True,
+            )
         if "iql" in result["d3rlpy"]:
             for name in result["offrl"]:
                 ratio = result["offrl"][name]["updates_per_second"] / result["d3rlpy"]["iql"]["updates_per_second"]

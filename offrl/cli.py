@@ -43,14 +43,31 @@ def _add_dataclass_options(group: argparse._ArgumentGroup, cls: type, skip: tupl
         default = getattr(defaults, f.name)
         help_text = f.metadata.get("help", "")
         if isinstance(default, bool):
-            group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=f"{help_text} (default: {default})")
+            group.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"{help_text} (default: {default})",
+            )
         elif isinstance(default, tuple):
-            group.add_argument(_flag(f.name), dest=f.name, type=_int_tuple, default=argparse.SUPPRESS,
-                               metavar="N,N", help=f"{help_text} (default: {','.join(map(str, default))})")
+            group.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                type=_int_tuple,
+                default=argparse.SUPPRESS,
+                metavar="N,N",
+                help=f"{help_text} (default: {','.join(map(str, default))})",
+            )
         else:
-            group.add_argument(_flag(f.name), dest=f.name, type=type(default), default=argparse.SUPPRESS,
-                               metavar=type(default).__name__.upper(), help=f"{help_text} (default: {default})")
+            group.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                type=type(default),
+                default=argparse.SUPPRESS,
+                metavar=type(default).__name__.upper(),
+                help=f"{help_text} (default: {default})",
+            )
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -78,13 +95,17 @@ def _train_parser(algo_name: str) -> argparse.ArgumentParser:
         prog="offrl train",
         description="Train a policy offline from logged data. Writes a run directory (config, metrics, "
         "checkpoints) and prints the normalised score of the final policy next to the behaviour data's.",
-        epilog=TRAIN_EXAMPLES + "\nalgorithms: " + ", ".join(f"{a.name} ({a.description})" for a in
-                                                              ALGORITHMS.values()),
+        epilog=TRAIN_EXAMPLES
+        + "\nalgorithms: "
+        + ", ".join(f"{a.name} ({a.description})" for a in ALGORITHMS.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run = parser.add_argument_group("run options")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint "
-                     "(with --steps: to that new total)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest checkpoint (with --steps: to that new total)",
+    )
     _add_dataclass_options(run, TrainConfig)
     group = parser.add_argument_group(f"{algo.name} options ({algo.description})")
     _add_dataclass_options(group, algo.config_class)
@@ -114,8 +135,10 @@ def cmd_train(argv: list[str]) -> int:
         extra = set(_pick(args, TrainConfig)) - {"steps", "progress", "algo"}
         algo_options = set(_pick(args, get_algorithm(algo_name or "iql").config_class))
         if extra or algo_options:
-            parser.error(f"--resume takes only --steps and --progress; the run's other settings are fixed "
-                         f"(got {sorted(extra | algo_options)})")
+            parser.error(
+                f"--resume takes only --steps and --progress; the run's other settings are fixed "
+                f"(got {sorted(extra | algo_options)})"
+            )
         result = resume(args.resume, steps=getattr(args, "steps", None), progress=getattr(args, "progress", None))
     else:
         train_options = _pick(args, TrainConfig)
@@ -135,16 +158,24 @@ def cmd_train(argv: list[str]) -> int:
 
 def _print_result(result: Any) -> None:
     config = json.loads((result.run_dir / "config.json").read_text())
-    lines = [f"{config['algo']} on {config['dataset']['name']} ({config['dataset']['transitions']} transitions), "
-             f"{result.step} updates"]
+    lines = [
+        f"{config['algo']} on {config['dataset']['name']} ({config['dataset']['transitions']} transitions), "
+        f"{result.step} updates"
+    ]
     ev = result.final_evaluation
     if ev is not None:
-        lines.append(f"  policy:         normalised score {ev.normalized_mean:6.1f} +- {ev.normalized_std:.1f}   "
-                     f"(return {ev.mean:.1f} +- {ev.std:.1f}, {len(ev.returns)} episodes on {config['task']})")
+        lines.append(
+            f"  policy:         normalised score {ev.normalized_mean:6.1f} +- {ev.normalized_std:.1f}   "
+            f"(return {ev.mean:.1f} +- {ev.std:.1f}, {len(ev.returns)} episodes on {config['task']})"
+        )
     if result.behaviour_normalized_score is not None:
-        lines.append(f"  behaviour data: normalised score {result.behaviour_normalized_score:6.1f}   "
-                     "(mean over the dataset's episodes)")
-    lines.append(f"  throughput:     {result.updates_per_second:.0f} updates/s (compile {result.compile_seconds:.1f} s)")
+        lines.append(
+            f"  behaviour data: normalised score {result.behaviour_normalized_score:6.1f}   "
+            "(mean over the dataset's episodes)"
+        )
+    lines.append(
+        f"  throughput:     {result.updates_per_second:.0f} updates/s (compile {result.compile_seconds:.1f} s)"
+    )
     lines.append(f"  run directory:  {result.run_dir}")
     print("\n".join(lines))
 
@@ -157,8 +188,9 @@ def cmd_evaluate(argv: list[str]) -> int:
     from offrl.envs import evaluate, get_task
     from offrl.train import load_policy
 
-    parser = argparse.ArgumentParser(prog="offrl evaluate",
-                                     description="Evaluate a trained policy (a checkpoint file or a run directory).")
+    parser = argparse.ArgumentParser(
+        prog="offrl evaluate", description="Evaluate a trained policy (a checkpoint file or a run directory)."
+    )
     parser.add_argument("checkpoint", help="a step_*.msgpack checkpoint, or a run directory (newest checkpoint)")
     parser.add_argument("--task", help="task to evaluate on (default: the one the run used)")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
@@ -174,16 +206,19 @@ def cmd_evaluate(argv: list[str]) -> int:
     obs_shape, action_space = task.spaces()
     spec = policy.metadata["spec"]
     if tuple(spec["observation_shape"]) != obs_shape:
-        parser.error(f"the policy takes observations of shape {tuple(spec['observation_shape'])} but {task.name} "
-                     f"has {obs_shape}")
+        parser.error(
+            f"the policy takes observations of shape {tuple(spec['observation_shape'])} but {task.name} has {obs_shape}"
+        )
     assert isinstance(action_space, ActionSpace)
     result = evaluate(policy, task, args.episodes, args.seed)
     if args.json:
         print(json.dumps({**result.summary(), "returns": result.returns.tolist(), "task": task.name}))
     else:
-        print(f"{task.name}: return {result.mean:.1f} +- {result.std:.1f}, normalised score "
-              f"{result.normalized_mean:.1f} +- {result.normalized_std:.1f} over {args.episodes} episodes "
-              f"(step {policy.metadata['step']})")
+        print(
+            f"{task.name}: return {result.mean:.1f} +- {result.std:.1f}, normalised score "
+            f"{result.normalized_mean:.1f} +- {result.normalized_std:.1f} over {args.episodes} episodes "
+            f"(step {policy.metadata['step']})"
+        )
     return 0
 
 
@@ -219,8 +254,10 @@ def dataset_report(path: str, task_name: str | None = None, max_episode_steps: i
             problems += e.problems
     mismatches = next_observation_mismatches(ds)
     if mismatches:
-        problems.append(f"{mismatches} rows inside episodes have next_observations different from the next row's "
-                        "observations (shuffled rows or missing episode ends?)")
+        problems.append(
+            f"{mismatches} rows inside episodes have next_observations different from the next row's "
+            "observations (shuffled rows or missing episode ends?)"
+        )
     constant = np.flatnonzero(ds.observations.reshape(ds.size, -1).std(axis=0) == 0)
     if constant.size:
         problems.append(f"observation dimensions {constant.tolist()} are constant (they carry no information)")
@@ -299,8 +336,10 @@ def cmd_dataset(argv: list[str]) -> int:
     ]
     if "normalized_return" in report:
         n = report["normalized_return"]
-        lines.append(f"  normalised return ({report['task']}) min / mean / max: {n['min']:.1f} / {n['mean']:.1f} / "
-                     f"{n['max']:.1f}")
+        lines.append(
+            f"  normalised return ({report['task']}) min / mean / max: {n['min']:.1f} / {n['mean']:.1f} / "
+            f"{n['max']:.1f}"
+        )
     else:
         lines.append("  normalised return: unknown task (pass --task)")
     space = report["action_space"]
@@ -327,12 +366,14 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "dataset": cmd_dataset
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"offrl {__version__}: data-driven reinforcement learning in JAX\n\n"
-              "usage: offrl COMMAND [options]   (offrl COMMAND --help for each)\n\n"
-              "commands:\n"
-              "  train      train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
-              "  evaluate   evaluate a checkpoint on its task\n"
-              "  dataset    info | convert | list\n")
+        print(
+            f"offrl {__version__}: data-driven reinforcement learning in JAX\n\n"
+            "usage: offrl COMMAND [options]   (offrl COMMAND --help for each)\n\n"
+            "commands:\n"
+            "  train      train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
+            "  evaluate   evaluate a checkpoint on its task\n"
+            "  dataset    info | convert | list\n"
+        )
         return 0 if argv else 2
     if argv[0] == "--version":
         print(__version__)
@@ -347,8 +388,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return command(argv[1:])
-    except (DatasetError, CheckpointError, NonFiniteLossError, FileExistsError, FileNotFoundError, KeyError,
-            ValueError) as e:
+    except (
+        DatasetError,
+        CheckpointError,
+        NonFiniteLossError,
+        FileExistsError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+    ) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"offrl {argv[0]}: error: {message}", file=sys.stderr)
         return 1

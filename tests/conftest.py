@@ -34,3 +34,11 @@ def make_arrays(n: int = 200, obs_dim: int = 3, action_dim: int = 2, episode_len
         "timeouts": timeouts,
         "next_observations": next_obs,
     }
+
+
+def leaves_equal(a, b) -> bool:
+    """Two pytrees hold bitwise-equal leaves."""
+    import jax
+
+    left, right = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(left) == len(right) and all(np.array_equal(x, y) for x, y in zip(left, right, strict=True))

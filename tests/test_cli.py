@@ -13,9 +13,32 @@ from tests.conftest import SHARED_DATA, needs_shared
 
 
 def test_train_then_evaluate(tmp_path, capsys):
-    code = main(["train", "--algo", "td3bc", "--steps", "200", "--batch-size", "32", "--hidden-dims", "32,32",
-                 "--updates-per-call", "100", "--eval-interval", "0", "--eval-episodes", "2",
-                 "--output-dir", str(tmp_path), "--run-name", "cli", "--no-progress", "--alpha", "2.0"])
+    code = main(
+        [
+            "train",
+            "--algo",
+            "td3bc",
+            "--steps",
+            "200",
+            "--batch-size",
+            "32",
+            "--hidden-dims",
+            "32,32",
+            "--updates-per-call",
+            "100",
+            "--eval-interval",
+            "0",
+            "--eval-episodes",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "cli",
+            "--no-progress",
+            "--alpha",
+            "2.0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "normalised score" in out and "behaviour data" in out and "run directory" in out
@@ -32,8 +55,17 @@ def test_train_help_documents_run_and_algorithm_options(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--algo", "iql", "--help"])
     out = capsys.readouterr().out
-    for option in ("--dataset", "--task", "--steps", "--seed", "--output-dir", "--eval-interval", "--resume",
-                   "--expectile", "--beta"):
+    for option in (
+        "--dataset",
+        "--task",
+        "--steps",
+        "--seed",
+        "--output-dir",
+        "--eval-interval",
+        "--resume",
+        "--expectile",
+        "--beta",
+    ):
         assert option in out
     with pytest.raises(SystemExit):
         main(["train", "--algo", "td3bc", "--help"])

@@ -10,8 +10,7 @@ from tests.conftest import SHARED_DATA, needs_shared
 
 def test_iql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
     """The main job, shortened: IQL on pendulum-mixed (behaviour score ~62) reaches a clearly higher score."""
-    result = train(TrainConfig(steps=4000, eval_interval=0, eval_episodes=10, output_dir=str(tmp_path),
-                               progress=False))
+    result = train(TrainConfig(steps=4000, eval_interval=0, eval_episodes=10, output_dir=str(tmp_path), progress=False))
     assert result.behaviour_normalized_score is not None and result.final_evaluation is not None
     assert result.final_evaluation.normalized_mean > result.behaviour_normalized_score + 20
 
@@ -20,9 +19,18 @@ def test_bc_clones_the_cartpole_expert(tmp_path):
     pytest.importorskip("gymnasium")
     if not (SHARED_DATA / "external" / "expert_cartpole.npz").exists():
         pytest.skip("../shared/data is not beside this checkout")
-    result = train(TrainConfig(algo="bc", dataset=str(SHARED_DATA / "external" / "expert_cartpole.npz"),
-                               task="cartpole", steps=2000, eval_interval=0, eval_episodes=5,
-                               output_dir=str(tmp_path), progress=False))
+    result = train(
+        TrainConfig(
+            algo="bc",
+            dataset=str(SHARED_DATA / "external" / "expert_cartpole.npz"),
+            task="cartpole",
+            steps=2000,
+            eval_interval=0,
+            eval_episodes=5,
+            output_dir=str(tmp_path),
+            progress=False,
+        )
+    )
     assert result.final_evaluation.mean > 450
 
 
@@ -38,7 +46,16 @@ def test_full_main_job_per_algorithm(tmp_path, algo):
 @pytest.mark.parametrize("algo", ["td3bc", "iql"])
 def test_hopper_medium_beats_behaviour_cloning_scale(tmp_path, algo):
     """50k updates on hopper-medium (behaviour 49.8): TD3+BC and IQL reach at least the behaviour level."""
-    result = train(TrainConfig(algo=algo, dataset=str(SHARED_DATA / "hopper-medium.hdf5"), task="hopper",
-                               steps=50_000, eval_interval=0, eval_episodes=5, output_dir=str(tmp_path),
-                               progress=False))
+    result = train(
+        TrainConfig(
+            algo=algo,
+            dataset=str(SHARED_DATA / "hopper-medium.hdf5"),
+            task="hopper",
+            steps=50_000,
+            eval_interval=0,
+            eval_episodes=5,
+            output_dir=str(tmp_path),
+            progress=False,
+        )
+    )
     assert result.final_evaluation.normalized_mean > 45

@@ -18,7 +18,7 @@ Deviations: none beyond the choice of policy head; rewards are ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -59,7 +59,7 @@ class Networks(NamedTuple):
     tx: optax.GradientTransformation
 
 
-@lru_cache(maxsize=None)
+@cache
 def networks(config: BCConfig, spec: Spec) -> Networks:
     if spec.discrete:
         policy: nn.Module = MLP(config.hidden_dims, spec.action_dim)
@@ -88,8 +88,11 @@ def bc_loss(params: dict, nets: Networks, batch: Batch, config: BCConfig, spec: 
     if config.policy == "gaussian":
         mean, log_std = out
         loss = -gaussian_log_prob(batch["actions"], mean, log_std).mean()
-        return loss, {"bc/loss": loss, "bc/mse": jnp.square(mean - batch["actions"]).mean(),
-                      "bc/log_std": log_std.mean()}
+        return loss, {
+            "bc/loss": loss,
+            "bc/mse": jnp.square(mean - batch["actions"]).mean(),
+            "bc/log_std": log_std.mean(),
+        }
     loss = jnp.square(out - batch["actions"]).mean()
     return loss, {"bc/loss": loss, "bc/mse": loss}
 

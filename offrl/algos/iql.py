@@ -32,7 +32,7 @@ Deviations from the paper:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -99,7 +99,7 @@ class Networks(NamedTuple):
     value_tx: optax.GradientTransformation
 
 
-@lru_cache(maxsize=None)
+@cache
 def networks(config: IQLConfig, spec: Spec) -> Networks:
     actor_lr: float | optax.Schedule = config.actor_lr
     if config.cosine_decay:
@@ -150,16 +150,21 @@ def value_loss(value_params: dict, nets: Networks, batch: Batch, target_q: jax.A
     return loss, {"value/loss": loss, "value/v_mean": v.mean()}
 
 
-def actor_loss(actor_params: dict, nets: Networks, batch: Batch, advantage: jax.Array, key: jax.Array,
-               config: IQLConfig):
+def actor_loss(
+    actor_params: dict, nets: Networks, batch: Batch, advantage: jax.Array, key: jax.Array, config: IQLConfig
+):
     weights = jnp.minimum(jnp.exp(config.beta * advantage), config.max_weight)
     mean, log_std = nets.actor.apply(
         actor_params, batch["observations"], deterministic=config.dropout_rate == 0.0, rngs={"dropout": key}
     )
     log_prob = gaussian_log_prob(batch["actions"], mean, log_std)
     loss = -(weights * log_prob).mean()
-    return loss, {"actor/loss": loss, "actor/weight_mean": weights.mean(), "actor/log_std": log_std.mean(),
-                  "actor/advantage_mean": advantage.mean()}
+    return loss, {
+        "actor/loss": loss,
+        "actor/weight_mean": weights.mean(),
+        "actor/log_std": log_std.mean(),
+        "actor/advantage_mean": advantage.mean(),
+    }
 
 
 def critic_loss(critic_params: dict, nets: Networks, batch: Batch, target: jax.Array):
@@ -198,9 +203,7 @@ def update(state: IQLState, batch: Batch) -> tuple[IQLState, Metrics]:
 
     # 3. Critics: bootstrap from the new V (terminals stop it; timeouts do not).
     target = td_target(batch["rewards"], batch["terminals"], next_v, config.discount)
-    (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-        state.critic_params, nets, batch, target
-    )
+    (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params, nets, batch, target)
     critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
     critic_info["critic/grad_norm"] = global_norm(grads)
 
@@ -208,8 +211,14 @@ def update(state: IQLState, batch: Batch) -> tuple[IQLState, Metrics]:
     target_critic_params = polyak_update(state.target_critic_params, critic_params, config.tau)
 
     new_state = state.replace(
-        actor_params=actor_params, actor_opt=actor_opt, critic_params=critic_params, critic_opt=critic_opt,
-        target_critic_params=target_critic_params, value_params=value_params, value_opt=value_opt, rng=rng,
+        actor_params=actor_params,
+        actor_opt=actor_opt,
+        critic_params=critic_params,
+        critic_opt=critic_opt,
+        target_critic_params=target_critic_params,
+        value_params=value_params,
+        value_opt=value_opt,
+        rng=rng,
     )
     return new_state, {**value_info, **actor_info, **critic_info}
 

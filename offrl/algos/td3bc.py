@@ -24,7 +24,7 @@ Deviations from the paper:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -35,7 +35,7 @@ from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
 from offrl.nn.losses import td_target
-from offrl.nn.networks import Ensemble, QNetwork
+from offrl.nn.networks import Ensemble, QNetwork, ensemble_member
 from offrl.nn.policies import DeterministicPolicy
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
 
@@ -82,15 +82,17 @@ class TD3BCState(struct.PyTreeNode):
 class Networks(NamedTuple):
     actor: nn.Module
     critic: nn.Module
+    q1: nn.Module  # one member of the critic ensemble, applied to its slice of the parameters
     actor_tx: optax.GradientTransformation
     critic_tx: optax.GradientTransformation
 
 
-@lru_cache(maxsize=None)
+@cache
 def networks(config: TD3BCConfig, spec: Spec) -> Networks:
     return Networks(
         actor=DeterministicPolicy(config.hidden_dims, spec.action_dim),
         critic=Ensemble(QNetwork, 2)(config.hidden_dims),
+        q1=QNetwork(config.hidden_dims),
         actor_tx=optax.adam(config.actor_lr),
         critic_tx=optax.adam(config.critic_lr),
     )
@@ -133,7 +135,7 @@ def critic_loss(critic_params: dict, nets: Networks, batch: Batch, target: jax.A
 
 def actor_loss(actor_params: dict, nets: Networks, critic_params: dict, batch: Batch, config: TD3BCConfig):
     pi = nets.actor.apply(actor_params, batch["observations"])
-    q = nets.critic.apply(critic_params, batch["observations"], pi)[0]  # Q1 only, as in the paper
+    q = nets.q1.apply(ensemble_member(critic_params, 0), batch["observations"], pi)  # Q1 only, as in the paper
     lmbda = jax.lax.stop_gradient(config.alpha / jnp.abs(q).mean())
     bc_loss = jnp.square(pi - batch["actions"]).mean()
     loss = -lmbda * q.mean() + bc_loss
@@ -149,8 +151,9 @@ def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
 
     # 1. Critics, with target policy smoothing.
     next_actions = nets.actor.apply(state.target_actor_params, batch["next_observations"])
-    noise = jnp.clip(config.policy_noise * jax.random.normal(noise_key, next_actions.shape),
-                     -config.noise_clip, config.noise_clip)
+    noise = jnp.clip(
+        config.policy_noise * jax.random.normal(noise_key, next_actions.shape), -config.noise_clip, config.noise_clip
+    )
     next_actions = jnp.clip(next_actions + noise, -1.0, 1.0)
     next_q = nets.critic.apply(state.target_critic_params, batch["next_observations"], next_actions).min(axis=0)
     target = td_target(batch["rewards"], batch["terminals"], next_q, config.discount)

@@ -74,8 +74,12 @@ def collect_pendulum(
             done = terminated or truncated
     env.close()
     return from_arrays(
-        np.array(cols["obs"]), np.array(cols["act"]), np.array(cols["rew"]), np.array(cols["term"]),
-        np.array(cols["tout"]), np.array(cols["next"]),
+        np.array(cols["obs"]),
+        np.array(cols["act"]),
+        np.array(cols["rew"]),
+        np.array(cols["term"]),
+        np.array(cols["tout"]),
+        np.array(cols["next"]),
         metadata={"env_id": "Pendulum-v1", "task": "pendulum"},
     )
 

@@ -60,9 +60,7 @@ class ActionSpace:
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> ActionSpace:
-        return ActionSpace(
-            bool(d["discrete"]), tuple(d["shape"]), int(d["n"]), tuple(d["low"]), tuple(d["high"])
-        )
+        return ActionSpace(bool(d["discrete"]), tuple(d["shape"]), int(d["n"]), tuple(d["low"]), tuple(d["high"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +194,8 @@ def structural_problems(ds: Dataset) -> list[str]:
             problems.append(f"`{name}` must be a numpy array, got {type(value).__name__}")
         elif value.dtype == object:
             problems.append(
-                f"`{name}` is an object array (ragged or mixed data); convert it to a numeric array of equal-length rows"
+                f"`{name}` is an object array (ragged or mixed data); convert it to a numeric array of "
+                "equal-length rows"
             )
     if problems:
         return problems
@@ -215,9 +214,7 @@ def structural_problems(ds: Dataset) -> list[str]:
         if rank is not None and value.ndim != rank:
             problems.append(f"`{name}` has shape {value.shape}, expected a vector [N]; flatten it")
     if ds.observations.ndim < 2:
-        problems.append(
-            f"`observations` has shape {ds.observations.shape}, expected [N, obs_dim]; add a feature axis"
-        )
+        problems.append(f"`observations` has shape {ds.observations.shape}, expected [N, obs_dim]; add a feature axis")
     if ds.next_observations.shape[1:] != ds.observations.shape[1:]:
         problems.append(
             f"`next_observations` has shape {ds.next_observations.shape} but `observations` has "
@@ -232,9 +229,7 @@ def structural_problems(ds: Dataset) -> list[str]:
         if ds.actions.ndim != 2:
             problems.append(f"`actions` has shape {ds.actions.shape}, expected [N, action_dim]")
     else:
-        problems.append(
-            f"`actions` has dtype {ds.actions.dtype}; use float32 (continuous) or int64 (discrete indices)"
-        )
+        problems.append(f"`actions` has dtype {ds.actions.dtype}; use float32 (continuous) or int64 (discrete indices)")
     columns: dict[str, np.ndarray] = {name: getattr(ds, name) for name in _REQUIRED}
     if ds.costs is not None:
         columns["costs"] = ds.costs
@@ -242,9 +237,7 @@ def structural_problems(ds: Dataset) -> list[str]:
     lengths = {name: (v.shape[0] if v.ndim else 0) for name, v in columns.items()}
     if len(set(lengths.values())) > 1:
         listing = ", ".join(f"{k}={v}" for k, v in lengths.items())
-        problems.append(
-            f"columns have different lengths ({listing}); every column needs one row per transition"
-        )
+        problems.append(f"columns have different lengths ({listing}); every column needs one row per transition")
     elif n == 0:
         problems.append("the dataset is empty (0 transitions)")
     if ds.costs is not None and (ds.costs.dtype != FLOAT or ds.costs.ndim != 1):
@@ -323,9 +316,7 @@ def check_against_spaces(ds: Dataset, observation_shape: tuple[int, ...], action
         problems.append(f"the dataset's actions are {kind} but the task's are not")
     elif action_space.discrete:
         if ds.action_space.n > action_space.n:
-            problems.append(
-                f"the dataset uses {ds.action_space.n} discrete actions but the task has {action_space.n}"
-            )
+            problems.append(f"the dataset uses {ds.action_space.n} discrete actions but the task has {action_space.n}")
     else:
         if ds.action_space.shape != action_space.shape:
             problems.append(

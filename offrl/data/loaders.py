@@ -99,8 +99,11 @@ def from_arrays(
     act = act.astype(np.int64, copy=False) if act.dtype.kind in "iu" and act.ndim == 1 else act.astype(FLOAT)
     if act.dtype == FLOAT and act.ndim == 1:
         act = act[:, None]
-    rew = converted["rewards"].astype(FLOAT, copy=False).reshape(-1) if converted["rewards"].ndim == 2 and \
-        converted["rewards"].shape[-1] == 1 else converted["rewards"].astype(FLOAT, copy=False)
+    rew = (
+        converted["rewards"].astype(FLOAT, copy=False).reshape(-1)
+        if converted["rewards"].ndim == 2 and converted["rewards"].shape[-1] == 1
+        else converted["rewards"].astype(FLOAT, copy=False)
+    )
     n = rew.shape[0] if rew.ndim else 0
     term = np.zeros(n, bool) if terminals is None else _as_flags(terminals, "terminals", source)
     tout = np.zeros(n, bool) if timeouts is None else _as_flags(timeouts, "timeouts", source)
@@ -241,9 +244,7 @@ def _read_npz_array(z: Any, key: str, path: Path) -> np.ndarray:
         raise DatasetError(f"`{key}` in {path} cannot be read ({e}); the file is corrupt", str(path)) from e
 
 
-def load_npz(
-    path: str | os.PathLike[str], *, max_episode_steps: int | None = None, task: str | None = None
-) -> Dataset:
+def load_npz(path: str | os.PathLike[str], *, max_episode_steps: int | None = None, task: str | None = None) -> Dataset:
     """Load an npz file: offrl's own format, the flat episode layout, or plain D4RL-style column names."""
     path = Path(path)
     z = _open_npz(path)
@@ -259,8 +260,11 @@ def load_npz(
                     str(path),
                 )
             cols = {k: _read_npz_array(z, k, path) for k in keys if k != "__header__" and "/" not in k}
-            missing = [k for k in ("observations", "actions", "rewards", "terminals", "timeouts",
-                                   "next_observations") if k not in cols]
+            missing = [
+                k
+                for k in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+                if k not in cols
+            ]
             if missing:
                 raise DatasetError(f"missing keys {missing} in {path}", str(path))
             extras = {k.split("/", 1)[1]: _read_npz_array(z, k, path) for k in keys if k.startswith("extras/")}
@@ -292,8 +296,13 @@ def load_npz(
         if {"observations", "actions", "rewards"} <= keys:
             arrays = {k: _read_npz_array(z, k, path) for k in keys}
             return from_arrays(
-                arrays["observations"], arrays["actions"], arrays["rewards"], arrays.get("terminals"),
-                arrays.get("timeouts"), arrays.get("next_observations"), costs=arrays.get("costs"),
+                arrays["observations"],
+                arrays["actions"],
+                arrays["rewards"],
+                arrays.get("terminals"),
+                arrays.get("timeouts"),
+                arrays.get("next_observations"),
+                costs=arrays.get("costs"),
                 source=str(path),
             )
         raise DatasetError(
@@ -367,7 +376,7 @@ def from_flat_episodes(
     terminals = np.zeros(n, bool)
     timeouts = np.zeros(n, bool)
     keep = np.ones(n, bool)
-    for start, end, cut in zip(starts, ends, truncated):
+    for start, end, cut in zip(starts, ends, truncated, strict=False):
         if cut:
             keep[end] = False
             if end > start:
@@ -381,8 +390,14 @@ def from_flat_episodes(
         f"max_episode_steps={max_episode_steps} end in a terminal, truncated ones lose their last row",
     }
     return from_arrays(
-        obs[keep], np.asarray(actions)[keep], np.asarray(rewards)[keep], terminals[keep], timeouts[keep],
-        next_obs[keep], metadata=meta, source=source,
+        obs[keep],
+        np.asarray(actions)[keep],
+        np.asarray(rewards)[keep],
+        terminals[keep],
+        timeouts[keep],
+        next_obs[keep],
+        metadata=meta,
+        source=source,
     )
 
 
@@ -409,8 +424,11 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
                 str(path),
             )
         try:
-            cols = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
-                                          "next_observations", "costs") if k in f}
+            cols = {
+                k: f[k][()]
+                for k in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations", "costs")
+                if k in f
+            }
         except OSError as e:
             raise DatasetError(f"cannot read {path} ({e}); the file is corrupt", str(path)) from e
         meta: dict[str, Any] = {k: _jsonable(v) for k, v in f.attrs.items()}
@@ -421,8 +439,15 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
             timeouts[-1] = not bool(np.asarray(cols["terminals"]).reshape(-1)[-1])
         cols["timeouts"] = timeouts
     return from_arrays(
-        cols["observations"], cols["actions"], cols["rewards"], cols["terminals"], cols["timeouts"],
-        cols.get("next_observations"), costs=cols.get("costs"), metadata=meta, source=str(path),
+        cols["observations"],
+        cols["actions"],
+        cols["rewards"],
+        cols["terminals"],
+        cols["timeouts"],
+        cols.get("next_observations"),
+        costs=cols.get("costs"),
+        metadata=meta,
+        source=str(path),
     )
 
 
@@ -444,8 +469,7 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
     main = data_dir / "main_data.hdf5"
     if not main.exists():
         if (data_dir / "metadata.json").exists():
-            meta = json.loads((data_dir / "metadata.json").read_text())
-            fmt = meta.get("data_format", "?")
+            fmt = json.loads((data_dir / "metadata.json").read_text()).get("data_format", "?")
             raise DatasetError(
                 f"{path} is a Minari dataset in the {fmt!r} storage format; offrl reads the hdf5 format. "
                 "Convert it with minari, or export it to Parquet and use the table loader",
@@ -507,7 +531,13 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
             columns["trunc"].append(trunc)
     cat = {k: np.concatenate(v, axis=0) for k, v in columns.items()}
     return from_arrays(
-        cat["obs"], cat["act"], cat["rew"], cat["term"], cat["trunc"], cat["next_obs"], metadata=meta,
+        cat["obs"],
+        cat["act"],
+        cat["rew"],
+        cat["term"],
+        cat["trunc"],
+        cat["next_obs"],
+        metadata=meta,
         source=str(path),
     )
 
@@ -540,8 +570,8 @@ def _select_columns(spec: str | Sequence[str], header: Sequence[str], what: str,
     if isinstance(spec, str):
         if spec in header:
             return [spec]
-        chosen = [h for h in header if h.startswith(spec) and h[len(spec):].isdigit()]
-        chosen.sort(key=lambda h: int(h[len(spec):]))
+        chosen = [h for h in header if h.startswith(spec) and h[len(spec) :].isdigit()]
+        chosen.sort(key=lambda h: int(h[len(spec) :]))
         if not chosen:
             raise DatasetError(
                 f"no column for {what}: expected a column named {spec!r} or columns {spec}0, {spec}1, ...; "
@@ -683,4 +713,3 @@ __all__ = [
     "load_table",
     "save_dataset",
 ]
-

@@ -54,7 +54,7 @@ def evaluate(policy: Policy, task: Task, episodes: int = 10, seed: int = 0) -> E
     envs = [task.make() for _ in range(episodes)]
     seeds = [seed + i for i in range(episodes)]
     try:
-        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds)]).astype(np.float32)
+        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=False)]).astype(np.float32)
         active = np.ones(episodes, bool)
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, np.int64)

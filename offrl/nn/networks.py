@@ -7,6 +7,7 @@ parameter), all members see the same input, and the outputs stack on axis 0. Twi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 Initializer = Callable[..., jax.Array]
 
 
-def default_init(scale: float = jnp.sqrt(2.0)) -> Initializer:
+def default_init(scale: float = math.sqrt(2.0)) -> Initializer:
     """Orthogonal initialisation (as in the official IQL and jaxrl code)."""
     return nn.initializers.orthogonal(scale)
 
@@ -80,3 +81,8 @@ def Ensemble(module: type[nn.Module], num: int) -> type[nn.Module]:  # noqa: N80
         out_axes=0,
         axis_size=num,
     )
+
+
+def ensemble_member(params: dict, index: int) -> dict:
+    """The parameters of one member of an :func:`Ensemble`, usable with the un-vmapped module."""
+    return jax.tree_util.tree_map(lambda p: p[index], params)

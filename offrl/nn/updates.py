@@ -9,9 +9,7 @@ import jax.numpy as jnp
 import optax
 
 
-def apply_gradients(
-    tx: optax.GradientTransformation, params: Any, opt_state: Any, grads: Any
-) -> tuple[Any, Any]:
+def apply_gradients(tx: optax.GradientTransformation, params: Any, opt_state: Any, grads: Any) -> tuple[Any, Any]:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 

@@ -46,8 +46,9 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def save_checkpoint(directory: str | os.PathLike[str], step: int, state: Any, metadata: dict[str, Any],
-                    keep_last: int = 2) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike[str], step: int, state: Any, metadata: dict[str, Any], keep_last: int = 2
+) -> Path:
     """Write ``state`` (any pytree of arrays) at ``step``; keep the newest ``keep_last`` checkpoints."""
     directory = Path(directory)
     state_dict = serialization.to_state_dict(jax.device_get(state))

@@ -77,8 +77,9 @@ class UpdateLoop:
         self._compiled[num_updates] = lowered.compile()
         self.compile_seconds += time.perf_counter() - start
 
-    def run(self, agent: Any, key: jax.Array, data: Batch, num_updates: int,
-            metric_names: list[str]) -> tuple[Any, jax.Array, ChunkResult]:
+    def run(
+        self, agent: Any, key: jax.Array, data: Batch, num_updates: int, metric_names: list[str]
+    ) -> tuple[Any, jax.Array, ChunkResult]:
         self.compile(agent, key, data, num_updates)
         start = time.perf_counter()
         agent, key, means, (any_bad, bad_step, bad_metric) = self._compiled[num_updates](agent, key, data)
@@ -86,7 +87,7 @@ class UpdateLoop:
         seconds = time.perf_counter() - start
         self.update_seconds += seconds
         self.updates_done += num_updates
-        metrics = {name: float(v) for name, v in zip(metric_names, np.asarray(means_host))}
+        metrics = {name: float(v) for name, v in zip(metric_names, np.asarray(means_host), strict=False)}
         problem = (int(step_host), metric_names[int(metric_host)]) if bool(any_bad_host) else None
         return agent, key, ChunkResult(metrics, problem, seconds)
 

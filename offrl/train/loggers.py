@@ -97,14 +97,22 @@ class ProgressBar:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, desc=description, unit="upd", dynamic_ncols=True,
-                            file=sys.stderr, mininterval=0.5)
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                desc=description,
+                unit="upd",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                mininterval=0.5,
+            )
 
     def advance(self, n: int, metrics: dict[str, float], updates_per_second: float) -> None:
         if self.bar is None:
             return
-        shown = {k.split("/")[0] if k != "value/loss" else "V": f"{v:.3g}" for k, v in metrics.items()
-                 if k in self.MAIN}
+        shown = {
+            k.split("/")[0] if k != "value/loss" else "V": f"{v:.3g}" for k, v in metrics.items() if k in self.MAIN
+        }
         shown["upd/s"] = f"{updates_per_second:.0f}"
         if self.last_eval:
             shown["score"] = self.last_eval

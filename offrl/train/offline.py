@@ -166,8 +166,9 @@ def make_policy(algo: Algorithm, transforms: Transforms):
     return policy
 
 
-def evaluate_agent(algo: Algorithm, agent: Any, transforms: Transforms, task: Task, episodes: int,
-                   seed: int) -> EvaluationResult:
+def evaluate_agent(
+    algo: Algorithm, agent: Any, transforms: Transforms, task: Task, episodes: int, seed: int
+) -> EvaluationResult:
     policy = make_policy(algo, transforms)
     return evaluate(lambda obs: np.asarray(policy(agent, obs)), task, episodes, seed)
 
@@ -190,8 +191,9 @@ def _run_dir(config: TrainConfig, data_name: str) -> Path:
     return Path(config.output_dir) / name
 
 
-def train(config: TrainConfig, algo_config: Any = None, *, loggers: list[Logger] | None = None,
-          stop_after: int | None = None) -> RunResult:
+def train(
+    config: TrainConfig, algo_config: Any = None, *, loggers: list[Logger] | None = None, stop_after: int | None = None
+) -> RunResult:
     """Start a new run. ``stop_after`` ends it early at that step (for tests of resume), checkpointing there."""
     algo = get_algorithm(config.algo)
     algo_config = algo_config if algo_config is not None else algo.config_class()
@@ -205,12 +207,19 @@ def train(config: TrainConfig, algo_config: Any = None, *, loggers: list[Logger]
             f"{run_dir} already holds a run; continue it with `offrl train --resume {run_dir}` or choose another "
             "--run-name / --output-dir"
         )
-    return _execute(config, algo, algo_config, source, run_dir, resume_checkpoint=None, loggers=loggers,
-                    stop_after=stop_after)
+    return _execute(
+        config, algo, algo_config, source, run_dir, resume_checkpoint=None, loggers=loggers, stop_after=stop_after
+    )
 
 
-def resume(run_dir: str | Path, *, steps: int | None = None, loggers: list[Logger] | None = None,
-           stop_after: int | None = None, progress: bool | None = None) -> RunResult:
+def resume(
+    run_dir: str | Path,
+    *,
+    steps: int | None = None,
+    loggers: list[Logger] | None = None,
+    stop_after: int | None = None,
+    progress: bool | None = None,
+) -> RunResult:
     """Continue the run in ``run_dir`` from its newest checkpoint (optionally to a new total of ``steps``)."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -227,19 +236,39 @@ def resume(run_dir: str | Path, *, steps: int | None = None, loggers: list[Logge
     checkpoints = list_checkpoints(run_dir / "checkpoints")
     if not checkpoints:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from")
-    source = resolve_dataset(saved["dataset"]["path"] if not saved["dataset"].get("builtin") else config.dataset,
-                             config.task, config.max_episode_steps)
+    source = resolve_dataset(
+        saved["dataset"]["path"] if not saved["dataset"].get("builtin") else config.dataset,
+        config.task,
+        config.max_episode_steps,
+    )
     if source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
         raise CheckpointError(
             f"the dataset {source.path} differs from the one this run trained on (fingerprint "
             f"{saved['dataset']['fingerprint'][:12]}...); resume needs the same data"
         )
-    return _execute(config, algo, algo_config, source, run_dir, resume_checkpoint=checkpoints[-1], loggers=loggers,
-                    stop_after=stop_after)
+    return _execute(
+        config,
+        algo,
+        algo_config,
+        source,
+        run_dir,
+        resume_checkpoint=checkpoints[-1],
+        loggers=loggers,
+        stop_after=stop_after,
+    )
 
 
-def _execute(config: TrainConfig, algo: Algorithm, algo_config: Any, source: DataSource, run_dir: Path, *,
-             resume_checkpoint: Path | None, loggers: list[Logger] | None, stop_after: int | None) -> RunResult:
+def _execute(
+    config: TrainConfig,
+    algo: Algorithm,
+    algo_config: Any,
+    source: DataSource,
+    run_dir: Path,
+    *,
+    resume_checkpoint: Path | None,
+    loggers: list[Logger] | None,
+    stop_after: int | None,
+) -> RunResult:
     dataset = source.dataset
     task = dataset_task(dataset, config.task)
     if task is not None:
@@ -297,8 +326,13 @@ def _execute(config: TrainConfig, algo: Algorithm, algo_config: Any, source: Dat
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
 
     def save(at: int) -> None:
-        save_checkpoint(run_dir / "checkpoints", at, {"agent": agent, "sample_key": sample_key, "step": at},
-                        metadata, keep_last=config.keep_checkpoints)
+        save_checkpoint(
+            run_dir / "checkpoints",
+            at,
+            {"agent": agent, "sample_key": sample_key, "step": at},
+            metadata,
+            keep_last=config.keep_checkpoints,
+        )
 
     def run_evaluation(at: int) -> EvaluationResult:
         assert task is not None

@@ -13,14 +13,16 @@ from offrl.algos import ALGORITHMS
 from offrl.algos.base import Spec
 from offrl.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from offrl.train.engine import UpdateLoop, metric_names
+from tests.conftest import leaves_equal
 
 SMALL = {"hidden_dims": (32, 32)}
 SPEC = Spec((5,), 2)
 
 
 def small_config(algo):
-    config = algo.config_class(**{k: v for k, v in SMALL.items()
-                                   if k in {f.name for f in dataclasses.fields(algo.config_class)}})
+    config = algo.config_class(
+        **{k: v for k, v in SMALL.items() if k in {f.name for f in dataclasses.fields(algo.config_class)}}
+    )
     return algo.configure_for_training(config, 1000)
 
 
@@ -33,10 +35,6 @@ def batch(n=16, seed=0):
         "terminals": jnp.asarray(rng.integers(0, 2, n), jnp.float32),
         "next_observations": jnp.asarray(rng.standard_normal((n, 5)), jnp.float32),
     }
-
-
-def leaves_equal(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 @pytest.fixture(params=sorted(ALGORITHMS))
@@ -77,8 +75,9 @@ def test_save_load_round_trip(algo, tmp_path):
     assert meta["algo"] == algo.name and meta["step"] == 1
     assert leaves_equal(restored["agent"], state)
     obs = jnp.ones((3, 5))
-    np.testing.assert_array_equal(algo.act(restored["agent"], obs, jax.random.PRNGKey(0), True),
-                                  algo.act(state, obs, jax.random.PRNGKey(0), True))
+    np.testing.assert_array_equal(
+        algo.act(restored["agent"], obs, jax.random.PRNGKey(0), True), algo.act(state, obs, jax.random.PRNGKey(0), True)
+    )
     continued, _ = jax.jit(algo.update)(restored["agent"], batch(seed=3))
     reference, _ = jax.jit(algo.update)(state, batch(seed=3))
     assert leaves_equal(continued, reference)

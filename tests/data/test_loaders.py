@@ -109,9 +109,14 @@ def test_d4rl_hdf5_missing_key_and_corrupt_file(tmp_path):
 
 
 @needs_shared
-@pytest.mark.parametrize("name,transitions,mean_return", [
-    ("hopper-random", 50_000, 17), ("hopper-medium", 100_000, 1600), ("hopper-expert", 100_000, 3233),
-])
+@pytest.mark.parametrize(
+    "name,transitions,mean_return",
+    [
+        ("hopper-random", 50_000, 17),
+        ("hopper-medium", 100_000, 1600),
+        ("hopper-expert", 100_000, 3233),
+    ],
+)
 def test_shared_hopper_files(name, transitions, mean_return):
     path = SHARED_DATA / f"{name}.hdf5"
     before = untouched(path)
@@ -165,8 +170,9 @@ def test_flat_layout_needs_a_time_limit():
 
 def test_npz_object_arrays_are_refused(tmp_path):
     path = tmp_path / "pickled.npz"
-    np.savez(path, observations=np.array([np.zeros(2), np.zeros(3)], dtype=object), actions=np.zeros(2),
-             rewards=np.zeros(2))
+    np.savez(
+        path, observations=np.array([np.zeros(2), np.zeros(3)], dtype=object), actions=np.zeros(2), rewards=np.zeros(2)
+    )
     with pytest.raises(DatasetError, match="pickle"):
         load_dataset(path)
 
@@ -197,10 +203,16 @@ def write_minari(root, episodes, obs_dim=3, action_dim=2, seed=0):
             (term if terminated else trunc)[-1] = True
             g["terminations"] = term
             g["truncations"] = trunc
-    (data / "metadata.json").write_text(json.dumps({
-        "dataset_id": "test/toy-v0", "data_format": "hdf5", "total_episodes": len(episodes),
-        "env_spec": json.dumps({"id": "Pendulum-v1"}),
-    }))
+    (data / "metadata.json").write_text(
+        json.dumps(
+            {
+                "dataset_id": "test/toy-v0",
+                "data_format": "hdf5",
+                "total_episodes": len(episodes),
+                "env_spec": json.dumps({"id": "Pendulum-v1"}),
+            }
+        )
+    )
 
 
 def test_minari_directory(tmp_path):
@@ -230,11 +242,25 @@ def write_csv(path, arrays, episode_length=50):
     action_dim = arrays["actions"].shape[1]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["episode", *[f"obs_{j}" for j in range(obs_dim)], *[f"action_{j}" for j in range(action_dim)],
-                    "reward", "terminal"])
+        w.writerow(
+            [
+                "episode",
+                *[f"obs_{j}" for j in range(obs_dim)],
+                *[f"action_{j}" for j in range(action_dim)],
+                "reward",
+                "terminal",
+            ]
+        )
         for i in range(n):
-            w.writerow([i // episode_length, *arrays["observations"][i].tolist(), *arrays["actions"][i].tolist(),
-                        float(arrays["rewards"][i]), int(arrays["terminals"][i])])
+            w.writerow(
+                [
+                    i // episode_length,
+                    *arrays["observations"][i].tolist(),
+                    *arrays["actions"][i].tolist(),
+                    float(arrays["rewards"][i]),
+                    int(arrays["terminals"][i]),
+                ]
+            )
 
 
 def test_csv_table(tmp_path):

@@ -16,7 +16,9 @@ def test_observation_normalisation_and_json_round_trip():
     np.testing.assert_allclose(normed.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(normed.std(axis=0), 1, atol=1e-2)
     again = Transforms.from_json(t.to_json())
-    np.testing.assert_array_equal(again.normalize_observations(ds.observations), t.normalize_observations(ds.observations))
+    np.testing.assert_array_equal(
+        again.normalize_observations(ds.observations), t.normalize_observations(ds.observations)
+    )
 
 
 def test_locomotion_reward_scaling():

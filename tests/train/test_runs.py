@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -14,20 +13,28 @@ from offrl.algos.td3bc import TD3BCConfig
 from offrl.data import from_arrays, save_dataset
 from offrl.train import CheckpointError, NonFiniteLossError, TrainConfig, load_policy, resume, train
 from offrl.train.checkpoint import list_checkpoints
-from tests.conftest import make_arrays
+from tests.conftest import leaves_equal, make_arrays
 
-SMALL = {"iql": IQLConfig(hidden_dims=(32, 32)), "td3bc": TD3BCConfig(hidden_dims=(32, 32)),
-         "bc": BCConfig(hidden_dims=(32, 32))}
+SMALL = {
+    "iql": IQLConfig(hidden_dims=(32, 32)),
+    "td3bc": TD3BCConfig(hidden_dims=(32, 32)),
+    "bc": BCConfig(hidden_dims=(32, 32)),
+}
 
 
 def quick(tmp_path, **changes):
-    base = dict(dataset="pendulum-mixed", steps=300, updates_per_call=100, log_interval=100, eval_interval=200,
-                eval_episodes=2, batch_size=32, output_dir=str(tmp_path), progress=False)
+    base = dict(
+        dataset="pendulum-mixed",
+        steps=300,
+        updates_per_call=100,
+        log_interval=100,
+        eval_interval=200,
+        eval_episodes=2,
+        batch_size=32,
+        output_dir=str(tmp_path),
+        progress=False,
+    )
     return TrainConfig(**{**base, **changes})
-
-
-def leaves_equal(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 def test_run_directory_holds_config_metrics_and_checkpoints(tmp_path):
@@ -43,8 +50,10 @@ def test_run_directory_holds_config_metrics_and_checkpoints(tmp_path):
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [200, 300]
     assert "critic/q_mean" in rows[0] and "critic/grad_norm" in rows[0]
     assert (run / "train.csv").read_text().startswith("step,")
-    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_000000200.msgpack",
-                                                                       "step_000000300.msgpack"]
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == [
+        "step_000000200.msgpack",
+        "step_000000300.msgpack",
+    ]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["step"] == 300 and "eval/normalized_score" in summary
     assert result.final_evaluation is not None and result.behaviour_normalized_score is not None
@@ -62,23 +71,37 @@ def test_existing_run_is_never_overwritten(tmp_path):
 def test_resume_equals_an_uninterrupted_run(tmp_path, algo):
     """train(N + M) == train(N) -> save -> load -> train(M), bitwise on CPU."""
     whole = train(quick(tmp_path, algo=algo, run_name="whole", steps=400, checkpoint_interval=100), SMALL[algo])
-    train(quick(tmp_path, algo=algo, run_name="split", steps=400, checkpoint_interval=100), SMALL[algo],
-          stop_after=250)
+    train(quick(tmp_path, algo=algo, run_name="split", steps=400, checkpoint_interval=100), SMALL[algo], stop_after=250)
     assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step_000000250.msgpack"
     resumed = resume(tmp_path / "split")
     assert resumed.step == 400
     assert leaves_equal(whole.agent, resumed.agent)
     lines = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa
-    train_rows = lambda run: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
-                              for r in lines(run) if r["kind"] == "train"]
+    train_rows = lambda run: [
+        {k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+        for r in lines(run)
+        if r["kind"] == "train"
+    ]
     assert train_rows("whole")[-1] == train_rows("split")[-1]
 
 
 def test_resume_refuses_different_data(tmp_path):
     path = tmp_path / "data.npz"
     save_dataset(from_arrays(**make_arrays()), path)
-    train(quick(tmp_path, algo="bc", dataset=str(path), run_name="r", task="", steps=200,
-                eval_interval=0, checkpoint_interval=100), SMALL["bc"], stop_after=100)
+    train(
+        quick(
+            tmp_path,
+            algo="bc",
+            dataset=str(path),
+            run_name="r",
+            task="",
+            steps=200,
+            eval_interval=0,
+            checkpoint_interval=100,
+        ),
+        SMALL["bc"],
+        stop_after=100,
+    )
     arrays = make_arrays(seed=1)
     save_dataset(from_arrays(**arrays), path, overwrite=True)
     with pytest.raises(CheckpointError, match="differs"):
@@ -91,8 +114,18 @@ def test_non_finite_loss_stops_with_step_and_metric_and_keeps_the_last_good_chec
     path = tmp_path / "huge.npz"
     save_dataset(from_arrays(**arrays), path)
     with pytest.raises(NonFiniteLossError) as info:
-        train(quick(tmp_path, algo="td3bc", dataset=str(path), run_name="r", eval_interval=0,
-                    checkpoint_interval=100, steps=400), SMALL["td3bc"])
+        train(
+            quick(
+                tmp_path,
+                algo="td3bc",
+                dataset=str(path),
+                run_name="r",
+                eval_interval=0,
+                checkpoint_interval=100,
+                steps=400,
+            ),
+            SMALL["td3bc"],
+        )
     message = str(info.value)
     assert "non-finite critic/" in message and "at update 1" in message
     assert "no checkpoint" in message
