@@ -176,3 +176,21 @@ def test_no_pickle_anywhere_in_the_library():
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert "import pickle" not in text and "allow_pickle=True" not in text, path
+
+
+def test_a_checkpoint_written_by_schema_1_still_loads_and_acts_the_same():
+    """A committed fixture (TD3+BC, 8x8 networks, schema 1): later versions must keep reading it."""
+    from pathlib import Path
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "checkpoint-schema1"
+    expected = json.loads((fixture / "expected_actions.json").read_text())
+    policy = load_policy(fixture)
+    assert policy.metadata["schema_version"] == 1 and policy.metadata["algo"] == "td3bc"
+    actions = policy(np.asarray(expected["observations"], np.float32))
+    np.testing.assert_allclose(actions, expected["actions"], rtol=1e-5, atol=1e-6)
+
+
+def test_tensorboard_events_when_installed(tmp_path):
+    pytest.importorskip("tensorboardX")
+    train(quick(tmp_path, algo="bc", run_name="r", steps=100, eval_interval=0), SMALL["bc"])
+    assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
