@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"compile {r['compile_seconds']:.1f} s)",
             flush=True,
         )
+    result["offrl_peak_memory_mb"] = peak_memory_mb()
+    print(f"peak memory (RSS) of the offrl runs: {result['offrl_peak_memory_mb']:.0f} MB", flush=True)
     peer = not args.no_peer
     if peer:
         try:
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ratio = result["offrl"][name]["updates_per_second"] / result["d3rlpy"]["iql"]["updates_per_second"]
                 print(f"offrl {name} / d3rlpy iql = {ratio:.2f}x")
     result["peak_memory_mb"] = peak_memory_mb()
-    print(f"peak memory (RSS) {result['peak_memory_mb']:.0f} MB")
+    print(f"peak memory (RSS) of the whole process, peer included: {result['peak_memory_mb']:.0f} MB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

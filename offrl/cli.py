@@ -201,15 +201,12 @@ def cmd_evaluate(argv: list[str]) -> int:
     task = get_task(args.task) if args.task else policy.task
     if task is None:
         parser.error("the checkpoint records no task; pass --task")
-    from offrl.data.dataset import ActionSpace
-
-    obs_shape, action_space = task.spaces()
+    obs_shape, _ = task.spaces()
     spec = policy.metadata["spec"]
     if tuple(spec["observation_shape"]) != obs_shape:
         parser.error(
             f"the policy takes observations of shape {tuple(spec['observation_shape'])} but {task.name} has {obs_shape}"
         )
-    assert isinstance(action_space, ActionSpace)
     result = evaluate(policy, task, args.episodes, args.seed)
     if args.json:
         print(json.dumps({**result.summary(), "returns": result.returns.tolist(), "task": task.name}))
@@ -238,7 +235,6 @@ def _stats_table(name: str, values: np.ndarray) -> list[str]:
 def dataset_report(path: str, task_name: str | None = None, max_episode_steps: int | None = None) -> dict[str, Any]:
     """Everything ``offrl dataset info`` prints, as a dict."""
     from offrl.data.dataset import DatasetError, check_against_spaces, next_observation_mismatches
-    from offrl.data.loaders import file_sha256
     from offrl.train.offline import dataset_task, resolve_dataset
 
     source = resolve_dataset(path, task_name or "", max_episode_steps or 0)
@@ -265,7 +261,7 @@ def dataset_report(path: str, task_name: str | None = None, max_episode_steps: i
         problems.append("no terminal transitions: every episode ended by a time limit (fine for Pendulum-like tasks)")
     report: dict[str, Any] = {
         "path": source.path,
-        "sha256": source.sha256 if Path(source.path).exists() else file_sha256(source.path),
+        "sha256": source.sha256,
         "fingerprint": ds.fingerprint(),
         "transitions": ds.size,
         "episodes": ds.num_episodes,

@@ -99,11 +99,9 @@ def from_arrays(
     act = act.astype(np.int64, copy=False) if act.dtype.kind in "iu" and act.ndim == 1 else act.astype(FLOAT)
     if act.dtype == FLOAT and act.ndim == 1:
         act = act[:, None]
-    rew = (
-        converted["rewards"].astype(FLOAT, copy=False).reshape(-1)
-        if converted["rewards"].ndim == 2 and converted["rewards"].shape[-1] == 1
-        else converted["rewards"].astype(FLOAT, copy=False)
-    )
+    rew = converted["rewards"].astype(FLOAT, copy=False)
+    if rew.ndim == 2 and rew.shape[1] == 1:
+        rew = rew[:, 0]  # rewards stored as a column
     n = rew.shape[0] if rew.ndim else 0
     term = np.zeros(n, bool) if terminals is None else _as_flags(terminals, "terminals", source)
     tout = np.zeros(n, bool) if timeouts is None else _as_flags(timeouts, "timeouts", source)

@@ -105,20 +105,22 @@ class DataSource:
     name: str
     path: str
     sha256: str
+    builtin: bool
 
 
 def resolve_dataset(name_or_path: str, task: str = "", max_episode_steps: int = 0) -> DataSource:
     """A built-in dataset name or a path, loaded and fingerprinted."""
     from offrl.data.builtin import BUILTIN, load_builtin
 
-    if name_or_path in BUILTIN and not Path(name_or_path).exists():
+    builtin = name_or_path in BUILTIN and not Path(name_or_path).exists()
+    if builtin:
         dataset, path = load_builtin(name_or_path)
         name = name_or_path
     else:
         path = Path(name_or_path)
         dataset = load_dataset(path, max_episode_steps=max_episode_steps or None, task=task or None)
         name = path.stem if path.is_file() else path.name
-    return DataSource(dataset, name, str(Path(path).resolve()), file_sha256(path))
+    return DataSource(dataset, name, str(Path(path).resolve()), file_sha256(path), builtin)
 
 
 def dataset_task(dataset: Dataset, requested: str = "") -> Task | None:
@@ -304,7 +306,7 @@ def _execute(
             "fingerprint": dataset.fingerprint(),
             "transitions": dataset.size,
             "episodes": dataset.num_episodes,
-            "builtin": source.name == config.dataset and not Path(config.dataset).exists(),
+            "builtin": source.builtin,
         },
     }
     if resume_checkpoint is not None:
