@@ -194,3 +194,28 @@ def test_tensorboard_events_when_installed(tmp_path):
     pytest.importorskip("tensorboardX")
     train(quick(tmp_path, algo="bc", run_name="r", steps=100, eval_interval=0), SMALL["bc"])
     assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_later_non_finite_loss_keeps_the_checkpoint_written_before_it(tmp_path, monkeypatch):
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from offrl.algos import td3bc
+    from offrl.train import offline
+
+    def failing_update(state, batch):
+        state, info = td3bc.update(state, batch)
+        info["critic/loss"] = jnp.where(state.step > 150, jnp.nan, info["critic/loss"])
+        return state, info
+
+    failing = dataclasses.replace(td3bc.ALGORITHM, update=failing_update)
+    monkeypatch.setattr(offline, "get_algorithm", lambda name: failing)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(
+            quick(tmp_path, algo="td3bc", run_name="r", eval_interval=0, checkpoint_interval=100, steps=400),
+            SMALL["td3bc"],
+        )
+    assert "non-finite critic/loss at update 151" in str(info.value)
+    kept = list_checkpoints(tmp_path / "r" / "checkpoints")
+    assert [p.name for p in kept] == ["step_000000100.msgpack"] and str(kept[0]) in str(info.value)
