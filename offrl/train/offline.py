@@ -346,7 +346,7 @@ def _execute(
 
     last_eval: EvaluationResult | None = None
     window: dict[str, float] = {}
-    window_updates = 0
+    window_updates, window_seconds = 0, 0.0
     try:
         while step < end:
             boundaries = [end, _next_multiple(step, config.log_interval), _next_multiple(step, checkpoint_interval)]
@@ -365,15 +365,16 @@ def _execute(
             for name, value in chunk.metrics.items():
                 window[name] = window.get(name, 0.0) + value * k
             window_updates += k
+            window_seconds += chunk.seconds
             step += k
             bar.advance(k, chunk.metrics, k / chunk.seconds if chunk.seconds > 0 else 0.0)
             if step % config.log_interval == 0 or step == end:
                 record = {name: total / window_updates for name, total in window.items()}
-                record["time/updates_per_second"] = loop.updates_per_second
+                record["time/updates_per_second"] = window_updates / window_seconds if window_seconds else 0.0
                 record["time/compile_seconds"] = loop.compile_seconds
                 for sink in sinks:
                     sink.log(step, record, "train")
-                window, window_updates = {}, 0
+                window, window_updates, window_seconds = {}, 0, 0.0
             if task is not None and config.eval_interval and step % config.eval_interval == 0:
                 last_eval = run_evaluation(step)
             if step % checkpoint_interval == 0 or step == end:
