@@ -196,6 +196,11 @@ def cmd_evaluate(argv: list[str]) -> int:
     parser.add_argument("--task", help="task to evaluate on (default: the one the run used)")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
+    parser.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions from the policy's distribution instead of taking its mean",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     policy = load_policy(args.checkpoint)
@@ -208,7 +213,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         parser.error(
             f"the policy takes observations of shape {tuple(spec['observation_shape'])} but {task.name} has {obs_shape}"
         )
-    result = evaluate(policy, task, args.episodes, args.seed)
+    result = evaluate(policy.sampler(args.seed) if args.stochastic else policy, task, args.episodes, args.seed)
     if args.json:
         print(json.dumps({**result.summary(), "returns": result.returns.tolist(), "task": task.name}))
     else:

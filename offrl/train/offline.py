@@ -157,12 +157,13 @@ def behaviour_score(dataset: Dataset, task: Task | None) -> float | None:
 # Policies
 
 
-def make_policy(algo: Algorithm, transforms: Transforms):
-    """A jitted deterministic policy on raw observations, returning actions in the task's bounds."""
+def make_policy(algo: Algorithm, transforms: Transforms, deterministic: bool = True):
+    """A jitted policy ``(agent, raw observations, key) -> actions in the task's bounds``; the key is only used
+    when ``deterministic`` is false (actions sampled from the policy's distribution)."""
 
     @jax.jit
-    def policy(agent: Any, observations: jax.Array) -> jax.Array:
-        actions = algo.act(agent, transforms.normalize_observations(observations), jax.random.PRNGKey(0), True)
+    def policy(agent: Any, observations: jax.Array, key: jax.Array) -> jax.Array:
+        actions = algo.act(agent, transforms.normalize_observations(observations), key, deterministic)
         return transforms.denormalize_actions(actions)
 
     return policy
@@ -172,7 +173,8 @@ def evaluate_agent(
     algo: Algorithm, agent: Any, transforms: Transforms, task: Task, episodes: int, seed: int
 ) -> EvaluationResult:
     policy = make_policy(algo, transforms)
-    return evaluate(lambda obs: np.asarray(policy(agent, obs)), task, episodes, seed)
+    key = jax.random.PRNGKey(0)
+    return evaluate(lambda obs: np.asarray(policy(agent, obs, key)), task, episodes, seed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -417,9 +419,22 @@ class LoadedPolicy:
 
     def __post_init__(self) -> None:
         self._policy = make_policy(self.algo, self.transforms)
+        self._key = jax.random.PRNGKey(0)
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
-        return np.asarray(self._policy(self.agent, np.asarray(observations, np.float32)))
+        """Deterministic actions (the policy's mean or most likely action)."""
+        return np.asarray(self._policy(self.agent, np.asarray(observations, np.float32), self._key))
+
+    def sampler(self, seed: int = 0):
+        """A stochastic version: each call samples actions from the policy's distribution with a fresh key."""
+        policy = make_policy(self.algo, self.transforms, deterministic=False)
+        state = {"key": jax.random.PRNGKey(seed)}
+
+        def sample(observations: np.ndarray) -> np.ndarray:
+            state["key"], key = jax.random.split(state["key"])
+            return np.asarray(policy(self.agent, np.asarray(observations, np.float32), key))
+
+        return sample
 
     @property
     def task(self) -> Task | None:

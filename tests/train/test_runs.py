@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -162,7 +163,7 @@ def test_loaded_policy_acts_like_the_trained_agent(tmp_path):
     from offrl.algos import get_algorithm
     from offrl.train.offline import make_policy
 
-    direct = make_policy(get_algorithm("td3bc"), policy.transforms)(result.agent, obs)
+    direct = make_policy(get_algorithm("td3bc"), policy.transforms)(result.agent, obs, jax.random.PRNGKey(0))
     np.testing.assert_array_equal(policy(obs), np.asarray(direct))
     assert policy(obs).shape == (4, 1) and np.abs(policy(obs)).max() <= 2.0 + 1e-6
 
@@ -219,3 +220,17 @@ def test_a_later_non_finite_loss_keeps_the_checkpoint_written_before_it(tmp_path
     assert "non-finite critic/loss at update 151" in str(info.value)
     kept = list_checkpoints(tmp_path / "r" / "checkpoints")
     assert [p.name for p in kept] == ["step_000000100.msgpack"] and str(kept[0]) in str(info.value)
+
+
+def test_stochastic_evaluation_samples_and_stays_in_bounds(tmp_path, capsys):
+    from offrl.cli import main
+
+    train(quick(tmp_path, algo="iql", run_name="r", steps=100, eval_interval=0), SMALL["iql"])
+    policy = load_policy(tmp_path / "r")
+    sample = policy.sampler(seed=3)
+    obs = np.zeros((64, 3), np.float32)
+    first, second = sample(obs), sample(obs)
+    assert not np.array_equal(first, second) and np.abs(first).max() <= 2.0 + 1e-6
+    np.testing.assert_array_equal(policy.sampler(seed=3)(obs), first)
+    assert main(["evaluate", str(tmp_path / "r"), "--episodes", "2", "--stochastic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "pendulum"
