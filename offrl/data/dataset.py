@@ -123,8 +123,7 @@ class Dataset:
     @property
     def episode_ends(self) -> np.ndarray:
         """Row indices where an episode ends (terminal or timeout). The last row always ends an episode."""
-        ends = self.terminals | self.timeouts
-        ends = ends.copy()
+        ends = self.terminals | self.timeouts  # a new array: safe to set its last entry
         ends[-1] = True
         return np.flatnonzero(ends)
 
@@ -161,21 +160,6 @@ class Dataset:
 
     def replace(self, **changes: Any) -> Dataset:
         return dataclasses.replace(self, **changes)
-
-    def select(self, rows: np.ndarray | slice) -> Dataset:
-        """A dataset of the given rows (episode flags are kept as they are)."""
-        return Dataset(
-            observations=self.observations[rows],
-            actions=self.actions[rows],
-            rewards=self.rewards[rows],
-            terminals=self.terminals[rows],
-            timeouts=self.timeouts[rows],
-            next_observations=self.next_observations[rows],
-            action_space=self.action_space,
-            costs=None if self.costs is None else self.costs[rows],
-            extras={k: v[rows] for k, v in self.extras.items()},
-            metadata=dict(self.metadata),
-        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
