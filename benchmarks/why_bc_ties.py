@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def behaviour_actor(path: Path):
         return h @ w["mean_w"] + w["mean_b"], np.exp(log_std)
 
     return mean_and_std
+
+
+def noisy_actor(actor, seed: int):
+    rng = np.random.default_rng(seed)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        mean, std = actor(obs)
+        return np.tanh(mean + std * rng.standard_normal(mean.shape))
+
+    return act
 
 
 def noisy(policy, std: np.ndarray, seed: int):
@@ -68,7 +79,7 @@ def returns_to_go(dataset, discount: float) -> tuple[np.ndarray, np.ndarray]:
 def critic_view(loaded, dataset) -> dict[str, float]:
     """Policy action vs data action under the run's own critics (normalised observations, as in training)."""
     agent, transforms = loaded.agent, loaded.transforms
-    module = __import__(f"offrl.algos.{loaded.algo.name}", fromlist=["networks"])
+    module = importlib.import_module(f"offrl.algos.{loaded.algo.name}")
     nets = module.networks(agent.config, agent.spec)
     obs = transforms.normalize_observations(jnp.asarray(dataset.observations))
     data_actions = transforms.normalize_actions(jnp.asarray(dataset.actions))
@@ -135,16 +146,6 @@ def main() -> None:
 
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-
-
-def noisy_actor(actor, seed: int):
-    rng = np.random.default_rng(seed)
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        mean, std = actor(obs)
-        return np.tanh(mean + std * rng.standard_normal(mean.shape))
-
-    return act
 
 
 if __name__ == "__main__":

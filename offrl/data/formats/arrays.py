@@ -162,31 +162,15 @@ def from_flat_episodes(
     truncated = lengths >= max_episode_steps
     if episode_returns is not None and len(episode_returns) < len(starts):
         truncated[-1] = True
-    obs = np.asarray(obs)
-    next_obs = np.concatenate([obs[1:], obs[-1:]], axis=0).copy()
+    # Mark each episode's last row by how it ended; from_arrays then applies the same successor rule as for any
+    # row table: next row inside an episode, own observation at a terminal, cut rows dropped before a timeout.
     terminals = np.zeros(n, bool)
     timeouts = np.zeros(n, bool)
-    keep = np.ones(n, bool)
-    for start, end, cut in zip(starts, ends, truncated, strict=False):
-        if cut:
-            keep[end] = False
-            if end > start:
-                timeouts[end - 1] = True
-        else:
-            terminals[end] = True
-            next_obs[end] = obs[end]
+    terminals[ends[~truncated]] = True
+    timeouts[ends[truncated]] = True
     meta = {
         "source": source,
         "derived": "flat episodes: next_observations from the next row; episodes shorter than "
         f"max_episode_steps={max_episode_steps} end in a terminal, truncated ones lose their last row",
     }
-    return from_arrays(
-        obs[keep],
-        np.asarray(actions)[keep],
-        np.asarray(rewards)[keep],
-        terminals[keep],
-        timeouts[keep],
-        next_obs[keep],
-        metadata=meta,
-        source=source,
-    )
+    return from_arrays(obs, actions, rewards, terminals, timeouts, metadata=meta, source=source)
