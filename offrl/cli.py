@@ -296,8 +296,11 @@ def cmd_dataset(argv: list[str]) -> int:
     info.add_argument("--task", help="task whose spaces and reference returns to use (default: the dataset's)")
     info.add_argument("--max-episode-steps", type=int, help="time limit for flat logs without end flags")
     info.add_argument("--json", action="store_true", help="print the report as JSON (no per-dimension tables)")
-    convert = sub.add_parser("convert", help="save a dataset in offrl's own npz format")
-    convert.add_argument("source", help="a dataset file or directory, or a built-in name")
+    convert = sub.add_parser(
+        "convert",
+        help="save a dataset in offrl's own npz format (several sources: concatenated, e.g. medium + expert)",
+    )
+    convert.add_argument("source", nargs="+", help="dataset files or directories, or built-in names")
     convert.add_argument("destination", help="the .npz file to write")
     convert.add_argument("--task", help="task (for flat logs: its time limit)")
     convert.add_argument("--max-episode-steps", type=int, help="time limit for flat logs without end flags")
@@ -313,12 +316,16 @@ def cmd_dataset(argv: list[str]) -> int:
             print(f"{spec.name:18s} task {spec.task:10s} {spec.description} [{cached}]")
         return 0
     if args.action == "convert":
+        from offrl.data.dataset import concatenate
         from offrl.data.loaders import save_dataset
         from offrl.train.offline import resolve_dataset
 
-        source = resolve_dataset(args.source, args.task or "", args.max_episode_steps or 0)
-        digest = save_dataset(source.dataset, args.destination, overwrite=args.overwrite)
-        print(f"wrote {args.destination} ({source.dataset.size} transitions), sha256 {digest}")
+        parts = [resolve_dataset(s, args.task or "", args.max_episode_steps or 0).dataset for s in args.source]
+        dataset = parts[0] if len(parts) == 1 else concatenate(parts)
+        digest = save_dataset(dataset, args.destination, overwrite=args.overwrite)
+        print(
+            f"wrote {args.destination} ({dataset.size} transitions, {dataset.num_episodes} episodes), sha256 {digest}"
+        )
         return 0
 
     report = dataset_report(args.path, args.task, args.max_episode_steps)

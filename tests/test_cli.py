@@ -114,3 +114,15 @@ def test_dataset_convert_and_list(tmp_path, capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "offrl.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip()
+
+
+def test_dataset_convert_concatenates_several_sources(tmp_path, capsys):
+    from offrl.data import load_dataset
+
+    destination = tmp_path / "both.npz"
+    assert main(["dataset", "convert", "pendulum-random", "pendulum-random", str(destination)]) == 0
+    assert "episodes" in capsys.readouterr().out
+    single = tmp_path / "one.npz"
+    assert main(["dataset", "convert", "pendulum-random", str(single)]) == 0
+    one, both = load_dataset(single), load_dataset(destination)
+    assert both.size == 2 * one.size and both.num_episodes == 2 * one.num_episodes

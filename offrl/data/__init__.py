@@ -1,6 +1,6 @@
 """The data layer: one Dataset type, loaders for common formats, validation, and recorded transforms."""
 
-from offrl.data.dataset import ActionSpace, Dataset, DatasetError, check_against_spaces
+from offrl.data.dataset import ActionSpace, Dataset, DatasetError, check_against_spaces, concatenate
 from offrl.data.loaders import (
     ColumnMapping,
     file_sha256,
@@ -22,6 +22,7 @@ __all__ = [
     "DatasetError",
     "Transforms",
     "check_against_spaces",
+    "concatenate",
     "file_sha256",
     "from_arrays",
     "from_flat_episodes",

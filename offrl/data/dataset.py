@@ -286,6 +286,66 @@ def _infer_action_space(actions: np.ndarray) -> ActionSpace:
     return ActionSpace.box(low, high, tuple(actions.shape[1:]))
 
 
+def concatenate(datasets: list[Dataset]) -> Dataset:
+    """One dataset holding the rows of several, in order (D4RL's medium-expert is medium + expert).
+
+    Every part's last row ends an episode: a row that is neither terminal nor timeout becomes a timeout (the log was
+    cut there), so no episode runs across two parts. Observation shapes and action kinds must agree; continuous
+    action boxes are joined (lowest low, highest high), discrete ones take the larger ``n``. Costs are kept when every
+    part has them, extra columns when every part has the column.
+    """
+    if not datasets:
+        raise DatasetError("concatenate needs at least one dataset")
+    first = datasets[0]
+    problems = []
+    for i, ds in enumerate(datasets[1:], start=1):
+        if ds.observation_shape != first.observation_shape:
+            problems.append(
+                f"observations: part {i} has shape {ds.observation_shape}, part 0 {first.observation_shape}"
+            )
+        if ds.discrete != first.discrete or ds.actions.shape[1:] != first.actions.shape[1:]:
+            problems.append(
+                f"actions: part {i} ({ds.actions.dtype}, {ds.actions.shape[1:]}) does not match part 0 "
+                f"({first.actions.dtype}, {first.actions.shape[1:]})"
+            )
+    if problems:
+        raise DatasetError(problems, "concatenate")
+    sources = [str(ds.metadata.get("source", f"part {i}")) for i, ds in enumerate(datasets)]
+    timeouts = []
+    for ds in datasets:
+        t = np.array(ds.timeouts)
+        t[-1] = t[-1] or not ds.terminals[-1]
+        timeouts.append(t)
+    spaces = [ds.action_space for ds in datasets]
+    assert all(s is not None for s in spaces)
+    if first.discrete:
+        space = ActionSpace.categorical(max(s.n for s in spaces))  # type: ignore[union-attr]
+    else:
+        low = np.min([s.low for s in spaces], axis=0)  # type: ignore[union-attr]
+        high = np.max([s.high for s in spaces], axis=0)  # type: ignore[union-attr]
+        space = ActionSpace.box(low, high, first.actions.shape[1:])
+    extras = {
+        k: np.concatenate([ds.extras[k] for ds in datasets])
+        for k in first.extras
+        if all(k in ds.extras for ds in datasets)
+    }
+    costs = None
+    if all(ds.costs is not None for ds in datasets):
+        costs = np.concatenate([ds.costs for ds in datasets])  # type: ignore[misc]
+    return Dataset(
+        observations=np.concatenate([ds.observations for ds in datasets]),
+        actions=np.concatenate([ds.actions for ds in datasets]),
+        rewards=np.concatenate([ds.rewards for ds in datasets]),
+        terminals=np.concatenate([ds.terminals for ds in datasets]),
+        timeouts=np.concatenate(timeouts),
+        next_observations=np.concatenate([ds.next_observations for ds in datasets]),
+        action_space=space,
+        costs=costs,
+        extras=extras,
+        metadata={**first.metadata, "source": " + ".join(sources), "concatenated_from": sources},
+    )
+
+
 def check_against_spaces(ds: Dataset, observation_shape: tuple[int, ...], action_space: ActionSpace) -> None:
     """Raise :class:`DatasetError` when the dataset does not fit an evaluation task's spaces."""
     problems: list[str] = []

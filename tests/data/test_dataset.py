@@ -121,3 +121,30 @@ def test_fingerprint_depends_on_content():
     arrays = make_arrays()
     arrays["rewards"] = arrays["rewards"] + 1
     assert Dataset(**arrays).fingerprint() != a.fingerprint()
+
+
+def test_concatenate_keeps_rows_and_cuts_episodes_at_each_part():
+    from offrl.data import concatenate
+
+    first = make_arrays(n=120, episode_length=50, seed=1)  # its last episode (rows 100..119) has no end flag
+    first["terminals"][49] = True
+    first["timeouts"][49] = False
+    second = make_arrays(n=100, seed=2)
+    second["actions"] = second["actions"] * 0.5
+    a, b = Dataset(**first), Dataset(**second)
+    both = concatenate([a, b])
+    assert both.size == 220
+    np.testing.assert_array_equal(both.observations, np.concatenate([a.observations, b.observations]))
+    assert both.terminals[49] and not both.timeouts[49]  # a terminal stays a terminal
+    assert both.timeouts[119] and not both.terminals[119]  # the cut between the parts becomes a timeout
+    assert both.episode_lengths().tolist() == [50, 50, 20, 50, 50]
+    assert both.action_space == ActionSpace.box(-1, 1, (2,))
+    assert not a.timeouts[119]  # the parts are untouched
+
+
+def test_concatenate_refuses_parts_that_do_not_match():
+    from offrl.data import concatenate
+
+    wide = make_arrays(obs_dim=4)
+    with pytest.raises(DatasetError, match="observations: part 1 has shape"):
+        concatenate([build(), Dataset(**wide)])
