@@ -25,6 +25,8 @@ Deviations from the paper:
   D4RL's timeouts).
 - Observation normalisation is off by default (the official code does not normalise; CORL does); turn it on with
   ``normalize_observations``.
+- The actor's mean layer is initialised orthogonal with gain 1.0 (the official code: sqrt(2); d3rlpy: PyTorch's
+  default uniform init); hidden layers use orthogonal sqrt(2) as the official code does.
 - The value of a batch's observations and next observations under the new V is computed in one network call (same
   numbers, fewer dispatches).
 """

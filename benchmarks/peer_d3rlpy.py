@@ -1,0 +1,145 @@
+"""Train d3rlpy's IQL or TD3+BC on a D4RL-layout dataset and evaluate it exactly as offrl's runs are evaluated.
+
+    python benchmarks/peer_d3rlpy.py --algo iql --dataset ../shared/data/hopper-medium.hdf5 --task hopper \
+        --steps 200000 --seed 0 --out benchmarks/results/peers/iql-hopper-medium-s0.json
+
+The peer answers the question "is this result a property of the data or of offrl's implementation?". Settings are
+those of d3rlpy's own reproduction scripts (``reproductions/offline/iql.py`` and ``td3_plus_bc.py``):
+
+- IQL: Adam 3e-4, batch 256, expectile 0.7, inverse temperature 3.0, weights clipped at 100, rewards scaled by
+  ``1000 / (max episode return - min episode return)`` (``ReturnBasedRewardScaler``), cosine decay of the actor's
+  learning rate over the run.
+- TD3+BC: Adam 3e-4, batch 256, alpha 2.5, target smoothing 0.2 clipped at 0.5, actor every 2 updates, standardised
+  observations.
+
+The dataset is read with offrl's loader (so both libraries see the same transitions, terminals and timeouts) and
+the policy is evaluated with ``offrl.envs.evaluate``: ``--eval-episodes`` episodes every ``--eval-interval`` updates
+(environment seeds 0..), and ``--final-episodes`` episodes at the end on environment seeds 100000.., the seeds
+``benchmarks/scores.py`` uses for its final column. Needs ``pip install 'offrl[bench]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build_algo(name: str, seed: int, steps: int):
+    import d3rlpy
+
+    d3rlpy.seed(seed)
+    if name == "iql":
+        return d3rlpy.algos.IQLConfig(
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            batch_size=256,
+            expectile=0.7,
+            weight_temp=3.0,
+            max_weight=100.0,
+            reward_scaler=d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0),
+            actor_optim_factory=d3rlpy.optimizers.AdamFactory(
+                lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=steps)
+            ),
+        ).create(device="cpu:0")
+    if name == "td3bc":
+        return d3rlpy.algos.TD3PlusBCConfig(
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            batch_size=256,
+            target_smoothing_sigma=0.2,
+            target_smoothing_clip=0.5,
+            alpha=2.5,
+            update_actor_interval=2,
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        ).create(device="cpu:0")
+    raise ValueError(f"unknown algorithm {name!r}: iql | td3bc")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algo", required=True, choices=["iql", "td3bc"])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-interval", type=int, default=25_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--final-episodes", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "1")))
+    parser.add_argument("--out", required=True, help="JSON file for the result")
+    args = parser.parse_args(argv)
+
+    import d3rlpy
+    import torch
+
+    from offrl.data import load_dataset
+    from offrl.envs import evaluate, get_task
+
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset)
+    task = get_task(args.task)
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations=np.asarray(data.observations),
+        actions=np.asarray(data.actions),
+        rewards=np.asarray(data.rewards),
+        terminals=np.asarray(data.terminals, dtype=np.float32),
+        timeouts=np.asarray(data.timeouts, dtype=np.float32),
+    )
+    algo = build_algo(args.algo, args.seed, args.steps)
+    low, high = task.make().action_space.low, task.make().action_space.high
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.clip(algo.predict(obs.astype(np.float32)), low, high)
+
+    curve: list[dict[str, float]] = []
+    start = time.perf_counter()
+    train_seconds = 0.0
+
+    def on_epoch(algo_, epoch: int, total_step: int) -> None:
+        nonlocal train_seconds, start
+        train_seconds += time.perf_counter() - start
+        result = evaluate(policy, task, episodes=args.eval_episodes, seed=0)
+        curve.append({"step": total_step, "normalized_score": result.normalized_mean})
+        print(f"step {total_step}: score {result.normalized_mean:.1f} ({train_seconds:.0f} s training)", flush=True)
+        start = time.perf_counter()
+
+    algo.fit(
+        dataset,
+        n_steps=args.steps,
+        n_steps_per_epoch=args.eval_interval,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        show_progress=False,
+        epoch_callback=on_epoch,
+    )
+    final = evaluate(policy, task, episodes=args.final_episodes, seed=100_000)
+    result = {
+        "library": "d3rlpy",
+        "version": d3rlpy.__version__,
+        "algo": args.algo,
+        "dataset": str(args.dataset),
+        "task": args.task,
+        "steps": args.steps,
+        "seed": args.seed,
+        "torch_threads": args.threads,
+        "updates_per_second": args.steps / train_seconds if train_seconds else 0.0,
+        "curve": curve,
+        "final_score": curve[-1]["normalized_score"] if curve else None,
+        "final_100": final.normalized_mean,
+        "final_100_returns": final.returns.tolist(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(
+        f"{args.algo} seed {args.seed}: final {result['final_score']:.1f}, {args.final_episodes} episodes "
+        f"{final.normalized_mean:.1f}, {result['updates_per_second']:.1f} updates/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
