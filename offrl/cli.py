@@ -1,4 +1,4 @@
-"""The ``offrl`` command line: ``train``, ``evaluate`` and ``dataset info|convert|list``.
+"""The ``offrl`` command line: ``train``, ``train-online``, ``evaluate`` and ``dataset info|convert|list``.
 
 Every option of ``offrl train`` maps onto a field of :class:`offrl.train.TrainConfig` or of the chosen algorithm's
 config dataclass; the field documentation is the help text.
@@ -179,6 +179,94 @@ def _print_result(result: Any) -> None:
     )
     lines.append(f"  run directory:  {result.run_dir}")
     print("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# train-online
+
+ONLINE_EXAMPLES = """examples:
+  offrl train-online --algo sac --task pendulum --steps 20000
+  offrl train-online --algo sac --task hopper --steps 200000 --eval-interval 10000
+  offrl train-online --algo td3 --task hopper --steps 200000 --updates-per-step 2
+  offrl train-online --resume runs/sac-hopper-s0-20260101-120000 --steps 400000
+"""
+
+
+def _online_parser(algo_name: str) -> argparse.ArgumentParser:
+    from offrl.algos import get_algorithm
+    from offrl.train.online import ONLINE_ALGORITHMS, OnlineConfig
+
+    algo = get_algorithm(algo_name)
+    parser = argparse.ArgumentParser(
+        prog="offrl train-online",
+        description="Learn a policy by interacting with a Gymnasium task (SAC or TD3). Writes a run directory "
+        "like `offrl train` (config, metrics, checkpoints with the replay buffer) and prints the final score.",
+        epilog=ONLINE_EXAMPLES + "\nalgorithms: " + ", ".join(ONLINE_ALGORITHMS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = parser.add_argument_group("run options")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the online run in RUN_DIR from its newest checkpoint (with --steps: to that new total)",
+    )
+    _add_dataclass_options(run, OnlineConfig)
+    group = parser.add_argument_group(f"{algo.name} options ({algo.description})")
+    _add_dataclass_options(group, algo.config_class, skip=("normalize_observations", "reward_scaling"))
+    return parser
+
+
+def cmd_train_online(argv: list[str]) -> int:
+    from offrl.algos import get_algorithm
+    from offrl.train.online import OnlineConfig, resume_online, train_online
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default=None)
+    pre.add_argument("--resume", default=None)
+    known, _ = pre.parse_known_args(argv)
+    algo_name = known.algo
+    if algo_name is None and known.resume:
+        saved = Path(known.resume) / "config.json"
+        algo_name = json.loads(saved.read_text())["algo"] if saved.exists() else "sac"
+    try:
+        parser = _online_parser(algo_name or "sac")
+    except KeyError as e:
+        print(f"offrl train-online: {e.args[0]}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.resume:
+        extra = set(_pick(args, OnlineConfig)) - {"steps", "progress", "algo"}
+        algo_options = set(_pick(args, get_algorithm(algo_name or "sac").config_class))
+        if extra or algo_options:
+            parser.error(
+                f"--resume takes only --steps and --progress; the run's other settings are fixed "
+                f"(got {sorted(extra | algo_options)})"
+            )
+        result = resume_online(
+            args.resume, steps=getattr(args, "steps", None), progress=getattr(args, "progress", None)
+        )
+    else:
+        options = _pick(args, OnlineConfig)
+        algo = get_algorithm(options.get("algo", "sac"))
+        config = OnlineConfig(**options)
+        algo_config = algo.config_class(**_pick(args, algo.config_class))
+        result = train_online(config, algo_config)
+    ev = result.final_evaluation
+    config_json = json.loads((result.run_dir / "config.json").read_text())
+    print(
+        "\n".join(
+            [
+                f"{config_json['algo']} on {config_json['task']} ({config_json['env_id']}), "
+                f"{result.step} environment steps",
+                f"  policy:         normalised score {ev.normalized_mean:6.1f} +- {ev.normalized_std:.1f}   "
+                f"(return {ev.mean:.1f} +- {ev.std:.1f}, {len(ev.returns)} episodes)",
+                f"  throughput:     {result.updates_per_second:.0f} updates/s while learning, "
+                f"environment alone {result.env_steps_per_second:.0f} steps/s",
+                f"  run directory:  {result.run_dir}",
+            ]
+        )
+    )
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,7 +457,7 @@ def cmd_dataset(argv: list[str]) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "dataset": cmd_dataset}
+COMMANDS = {"train": cmd_train, "train-online": cmd_train_online, "evaluate": cmd_evaluate, "dataset": cmd_dataset}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,9 +467,10 @@ def main(argv: list[str] | None = None) -> int:
             f"offrl {__version__}: data-driven reinforcement learning in JAX\n\n"
             "usage: offrl COMMAND [options]   (offrl COMMAND --help for each)\n\n"
             "commands:\n"
-            "  train      train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
-            "  evaluate   evaluate a checkpoint on its task\n"
-            "  dataset    info | convert | list\n"
+            "  train         train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
+            "  train-online  learn by interaction with a Gymnasium task (SAC, TD3)\n"
+            "  evaluate      evaluate a checkpoint on its task\n"
+            "  dataset       info | convert | list\n"
         )
         return 0 if argv else 2
     if argv[0] == "--version":

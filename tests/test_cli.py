@@ -126,3 +126,17 @@ def test_dataset_convert_concatenates_several_sources(tmp_path, capsys):
     assert main(["dataset", "convert", "pendulum-random", str(single)]) == 0
     one, both = load_dataset(single), load_dataset(destination)
     assert both.size == 2 * one.size and both.num_episodes == 2 * one.num_episodes
+
+
+def test_train_online_then_resume_and_evaluate(tmp_path, capsys):
+    common = ["--task", "pendulum", "--warmup-steps", "100", "--batch-size", "32", "--hidden-dims", "32,32"]
+    out = ["--output-dir", str(tmp_path), "--run-name", "on", "--eval-episodes", "1", "--no-progress"]
+    assert main(["train-online", "--algo", "sac", "--steps", "200", *common, *out]) == 0
+    printed = capsys.readouterr().out
+    assert "200 environment steps" in printed and "normalised score" in printed
+    assert main(["train-online", "--resume", str(tmp_path / "on"), "--steps", "400", "--no-progress"]) == 0
+    assert "400 environment steps" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "on"), "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "pendulum"
+    assert main(["train-online", "--algo", "iql", "--task", "pendulum"]) == 1
+    assert "supports sac, td3" in capsys.readouterr().err

@@ -101,8 +101,9 @@ def networks(config: TD3BCConfig, spec: Spec) -> Networks:
 _ACTOR_METRICS = ("actor/loss", "actor/bc_loss", "actor/lambda", "actor/grad_norm")
 
 
-def init(key: jax.Array, spec: Spec, config: TD3BCConfig) -> TD3BCState:
-    require(not spec.discrete, "TD3+BC is for continuous actions")
+def init_state(key: jax.Array, spec: Spec, config, actor_metrics: tuple[str, ...]) -> TD3BCState:
+    """The state of TD3 and TD3+BC alike; ``actor_metrics`` names what the actor step reports."""
+    require(not spec.discrete, "TD3 and TD3+BC are for continuous actions")
     nets = networks(config, spec)
     k_actor, k_critic, k_state = jax.random.split(key, 3)
     obs = jnp.zeros((1, *spec.observation_shape))
@@ -117,10 +118,14 @@ def init(key: jax.Array, spec: Spec, config: TD3BCConfig) -> TD3BCState:
         target_critic_params=copy_tree(critic_params),
         rng=k_state,
         step=jnp.zeros((), jnp.int32),
-        actor_metrics={name: jnp.zeros((), jnp.float32) for name in _ACTOR_METRICS},
+        actor_metrics={name: jnp.zeros((), jnp.float32) for name in actor_metrics},
         config=config,
         spec=spec,
     )
+
+
+def init(key: jax.Array, spec: Spec, config: TD3BCConfig) -> TD3BCState:
+    return init_state(key, spec, config, _ACTOR_METRICS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -145,7 +150,17 @@ def actor_loss(actor_params: dict, nets: Networks, critic_params: dict, batch: B
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
+def make_update(actor_loss_fn):
+    """The TD3 update order with a given actor loss ``(actor_params, nets, critic_params, batch, config) ->
+    (loss, metrics)``: TD3+BC passes its BC-regularised loss, TD3 the plain -Q1."""
+
+    def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
+        return _update(state, batch, actor_loss_fn)
+
+    return update
+
+
+def _update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCState, Metrics]:
     config, nets = state.config, networks(state.config, state.spec)
     rng, noise_key = jax.random.split(state.rng)
 
@@ -166,7 +181,7 @@ def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
     #    (passing the whole state would copy the critics' parameters and optimiser moments on every step).
     def actor_step(parts: tuple) -> tuple:
         actor_params, actor_opt, target_actor_params, target_critic_params, _ = parts
-        (_, info), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+        (_, info), grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
             actor_params, nets, state.critic_params, batch, config
         )
         info["actor/grad_norm"] = global_norm(grads)
@@ -197,6 +212,9 @@ def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
         actor_metrics=actor_metrics,
     )
     return state, {**critic_info, **state.actor_metrics}
+
+
+update = make_update(actor_loss)
 
 
 def act(state: TD3BCState, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:

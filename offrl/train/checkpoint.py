@@ -95,8 +95,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | os.PathLike[str], template: Any) -> tuple[Any, dict[str, Any]]:
-    """Restore a state shaped like ``template`` from ``path``; returns ``(state, metadata)``."""
+def load_checkpoint(path: str | os.PathLike[str], template: Any, part: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Restore a state shaped like ``template`` from ``path``; returns ``(state, metadata)``. With ``part``, only
+    that top-level entry of the saved state is restored (e.g. the agent of an online run, without its buffer)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -108,6 +109,10 @@ def load_checkpoint(path: str | os.PathLike[str], template: Any) -> tuple[Any, d
         restored = serialization.msgpack_restore(data)
     except Exception as e:  # msgpack raises several types
         raise CheckpointError(f"{path} cannot be decoded ({e}); the file is corrupt") from e
+    if part is not None:
+        if not isinstance(restored, dict) or part not in restored:
+            raise CheckpointError(f"{path} has no entry {part!r}")
+        restored = restored[part]
     expected = serialization.to_state_dict(template)
     problems = _compare_trees(expected, restored)
     if problems:

@@ -48,7 +48,7 @@ from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogg
 class TrainConfig:
     """How to run training (what to learn is the algorithm's config)."""
 
-    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm: bc, td3bc or iql"})
+    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm: bc, td3bc, iql, sac or td3"})
     dataset: str = dataclasses.field(
         default="pendulum-mixed", metadata={"help": "dataset file/directory, or a built-in name (made on first use)"}
     )
@@ -454,9 +454,8 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     algo_config = _config_from_json(algo.config_class, meta["algo_config"])
     spec = Spec.from_json(meta["spec"])
     template_agent = algo.init(jax.random.PRNGKey(0), spec, algo_config)
-    key = jax.random.PRNGKey(0)
-    state, meta = load_checkpoint(path, {"agent": template_agent, "sample_key": key, "step": 0})
-    return LoadedPolicy(algo, state["agent"], Transforms.from_json(meta["transforms"]), meta)
+    agent, meta = load_checkpoint(path, template_agent, part="agent")  # offline and online runs alike
+    return LoadedPolicy(algo, agent, Transforms.from_json(meta["transforms"]), meta)
 
 
 __all__ = [

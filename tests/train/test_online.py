@@ -1,0 +1,115 @@
+"""Online training: exact resume with the replay buffer, terminal vs truncation, run layout, bad settings."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from offrl.algos.sac import SACConfig
+from offrl.algos.td3 import TD3Config
+from offrl.train import load_policy
+from offrl.train.checkpoint import list_checkpoints
+from offrl.train.online import Environments, OnlineConfig, resume_online, train_online
+from tests.conftest import leaves_equal
+
+SMALL = {"sac": SACConfig(hidden_dims=(32, 32)), "td3": TD3Config(hidden_dims=(32, 32))}
+
+
+def quick(tmp_path, **changes) -> OnlineConfig:
+    base = dict(
+        task="pendulum",
+        steps=600,
+        warmup_steps=100,
+        batch_size=32,
+        log_interval=100,
+        eval_interval=0,
+        eval_episodes=1,
+        checkpoint_interval=200,
+        output_dir=str(tmp_path),
+        progress=False,
+    )
+    base.update(changes)
+    return OnlineConfig(**base)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_online_resume_equals_an_uninterrupted_run(tmp_path, algo):
+    """steps N + M in one go == N, save (agent, replay buffer, keys, counters), load, M: bitwise on CPU."""
+    whole = train_online(quick(tmp_path, algo=algo, run_name="whole", num_envs=2), SMALL[algo])
+    train_online(quick(tmp_path, algo=algo, run_name="split", num_envs=2), SMALL[algo], stop_after=400)
+    assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step_000000400.msgpack"
+    resumed = resume_online(tmp_path / "split")
+    assert resumed.step == 600
+    assert leaves_equal(whole.agent, resumed.agent)
+    rows = lambda run: [  # noqa: E731
+        {k: v for k, v in json.loads(x).items() if not k.startswith("time/")}
+        for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert rows("whole")[-1] == rows("split")[-1]
+
+
+def test_run_directory_and_loading_the_policy(tmp_path):
+    result = train_online(quick(tmp_path, run_name="r", steps=300), SMALL["sac"])
+    run = tmp_path / "r"
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == "online" and config["algo"] == "sac" and config["env_id"] == "Pendulum-v1"
+    assert (run / "metrics.jsonl").exists() and (run / "eval.csv").exists() and (run / "summary.json").exists()
+    train_rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("train/episode_return" in r for r in train_rows if r["kind"] == "train")
+    policy = load_policy(run)  # the agent alone, without the replay buffer
+    obs = np.zeros((4, 3), np.float32)
+    actions = policy(obs)
+    assert actions.shape == (4, 1) and np.all(np.abs(actions) <= 2.0)
+    assert leaves_equal(policy.agent, result.agent)
+
+
+class _FallsAfterThree(gym.Env):
+    """Terminates (falls) at its 3rd step unless the episode was reset with an even seed, which truncates at 5."""
+
+    observation_space = gym.spaces.Box(-10, 10, (1,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.t, self.even = 0, (seed or 0) % 2 == 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.array([float(self.t)], np.float32)
+        terminated = not self.even and self.t == 3
+        truncated = self.even and self.t == 5
+        return obs, 1.0, terminated, truncated, {}
+
+
+class _Task:
+    def make(self):
+        return _FallsAfterThree()
+
+
+def test_terminated_is_stored_as_terminal_truncated_is_not_and_next_obs_is_the_final_one():
+    envs = Environments(_Task(), 1, seed=0, episodes_started=0)  # reset seeds 0, 1, 2, ...: even, odd, even
+    envs.reset_all()
+    stored = []
+    for _ in range(8):
+        rows, finished = envs.step(np.zeros((1, 1), np.float32))
+        stored.append((float(rows["next_observations"][0, 0]), float(rows["terminals"][0]), finished))
+    # episode 0 (even seed): truncated at step 5 -> not terminal, next obs 5 (not the reset obs 0)
+    assert stored[4][:2] == (5.0, 0.0) and stored[4][2] == [(5.0, 5)]
+    # episode 1 (odd seed): terminates at its 3rd step -> terminal, next obs 3
+    assert stored[7][:2] == (3.0, 1.0) and stored[7][2] == [(3.0, 3)]
+    assert all(s[1] == 0.0 for i, s in enumerate(stored) if i != 7)
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        OnlineConfig(steps=1001, num_envs=2)
+    with pytest.raises(ValueError, match="supports sac, td3"):
+        OnlineConfig(algo="iql")
+    with pytest.raises(ValueError, match="discrete actions"):
+        train_online(quick(tmp_path, task="cartpole"), SMALL["sac"])
+    train_online(quick(tmp_path, run_name="x", steps=200), SMALL["sac"])
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_online(quick(tmp_path, run_name="x", steps=200), SMALL["sac"])
