@@ -258,9 +258,10 @@ def train_online(
         raise FileExistsError(
             f"{run_dir} already holds a run; continue it with `offrl train-online --resume {run_dir}`"
         )
-    problems = [w for w in check_environment(task) if "error" in w.lower()]
-    if problems:
-        raise ValueError(f"Gymnasium's environment checker rejects {task.env_id}: {'; '.join(problems)}")
+    try:
+        check_environment(task)  # its warnings are advice; its errors mean the environment is broken
+    except Exception as e:
+        raise ValueError(f"Gymnasium's environment checker rejects {task.env_id}: {e}") from e
     return _execute(
         config, algo, algo_config, task, run_dir, resume_checkpoint=None, loggers=loggers, stop_after=stop_after
     )
