@@ -377,7 +377,7 @@ def dataset_report(path: str, task_name: str | None = None, max_episode_steps: i
 
 
 def cmd_dataset(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="offrl dataset", description="Inspect, convert and list datasets.")
+    parser = argparse.ArgumentParser(prog="offrl dataset", description="Inspect, convert, make and list datasets.")
     sub = parser.add_subparsers(dest="action", required=True)
     info = sub.add_parser("info", help="statistics and validation problems of a dataset")
     info.add_argument("path", help="a dataset file or directory, or a built-in name")
@@ -393,8 +393,31 @@ def cmd_dataset(argv: list[str]) -> int:
     convert.add_argument("--task", help="task (for flat logs: its time limit)")
     convert.add_argument("--max-episode-steps", type=int, help="time limit for flat logs without end flags")
     convert.add_argument("--overwrite", action="store_true", help="replace the destination if it exists")
+    make = sub.add_parser(
+        "make",
+        help="collect a dataset by running a policy in a task (D4RL HDF5 or Minari directory)",
+        description="Collect a dataset by running a behaviour policy: an offrl run or checkpoint, an actor npz "
+        "(hidden0_w/_b, hidden1_w/_b, mean_w/_b, log_std_w/_b), or uniform random actions. A destination ending in "
+        ".hdf5 gets the D4RL layout (with infos/qpos and infos/qvel for MuJoCo tasks); anything else becomes a "
+        "Minari dataset directory. Provenance (policy, its sha256, noise, seed, offrl version) is recorded in the "
+        "file. Examples: `offrl dataset make --task hopper --policy random --transitions 50000 random.hdf5`; "
+        "`offrl dataset make --task hopper --policy ../shared/experts/sac_hopper.npz --stochastic medium.hdf5`.",
+    )
+    make.add_argument("destination", help="output: a .hdf5 file (D4RL layout) or a directory (Minari)")
+    make.add_argument("--task", required=True, help="task to run (offrl name or Gymnasium id)")
+    make.add_argument("--policy", required=True, help="random | an actor .npz | an offrl run directory or checkpoint")
+    make.add_argument("--stochastic", action="store_true", help="sample from the policy instead of its mean")
+    make.add_argument("--transitions", type=int, default=100_000, help="number of transitions (default 100000)")
+    make.add_argument("--seed", type=int, default=0, help="seed of episode resets and action sampling")
+    make.add_argument("--action-noise", type=float, default=0.0, help="Gaussian noise std, in half action ranges")
+    make.add_argument("--epsilon", type=float, default=0.0, help="probability of a uniform random action instead")
+    make.add_argument("--dataset-id", help="Minari dataset id (default: offrl/TASK-NAME-v0)")
+    make.add_argument("--overwrite", action="store_true", help="replace the destination if it exists")
     sub.add_parser("list", help="the built-in datasets")
     args = parser.parse_args(argv)
+
+    if args.action == "make":
+        return _dataset_make(args)
 
     if args.action == "list":
         from offrl.data.builtin import BUILTIN, builtin_path
@@ -454,6 +477,55 @@ def cmd_dataset(argv: list[str]) -> int:
     return 0
 
 
+def _dataset_make(args: argparse.Namespace) -> int:
+    from offrl.data import collect as c
+    from offrl.data.formats.d4rl import save_d4rl_hdf5
+    from offrl.data.formats.minari import save_minari
+    from offrl.data.loaders import file_sha256
+    from offrl.envs import get_task
+
+    task = get_task(args.task)
+    destination = Path(args.destination)
+    if destination.exists() and not args.overwrite:
+        raise FileExistsError(f"{destination} exists; pass --overwrite to replace it")
+    if args.policy == "random":
+        policy, kind, digest = c.uniform_policy(task, args.seed), "uniform random", None
+    elif args.policy.endswith(".npz"):
+        policy = c.npz_actor(args.policy, task, args.stochastic, args.seed)
+        kind, digest = f"actor npz {Path(args.policy).name}", file_sha256(args.policy)
+    else:
+        policy = c.checkpoint_policy(args.policy, args.stochastic, args.seed)
+        kind, digest = f"offrl policy {args.policy}", None
+    policy = c.with_noise(policy, task, args.seed, args.action_noise, args.epsilon)
+    start = time.perf_counter()
+    dataset = c.collect(task, policy, args.transitions, args.seed, progress=True)
+    seconds = time.perf_counter() - start
+    attrs = c.describe(
+        kind,
+        policy=args.policy,
+        policy_sha256=digest,
+        stochastic=bool(args.stochastic) if args.policy != "random" else None,
+        action_noise=args.action_noise,
+        epsilon=args.epsilon,
+        seed=args.seed,
+        env_id=task.env_id,
+        ref_min_score=task.ref_random,
+        ref_max_score=task.ref_expert,
+        created=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    if destination.suffix in (".hdf5", ".h5"):
+        save_d4rl_hdf5(dataset, destination, attrs, overwrite=args.overwrite)
+    else:
+        dataset_id = args.dataset_id or f"offrl/{task.name}-{destination.name}-v0"
+        save_minari(dataset, destination, dataset_id, attrs, overwrite=args.overwrite)
+    returns = dataset.episode_returns()
+    print(
+        f"wrote {destination}: {dataset.size} transitions, {dataset.num_episodes} episodes in {seconds:.0f} s; "
+        f"mean return {returns.mean():.1f} (normalised {float(task.normalized_score(returns.mean())):.1f})"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -470,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             "  train         train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
             "  train-online  learn by interaction with a Gymnasium task (SAC, TD3)\n"
             "  evaluate      evaluate a checkpoint on its task\n"
-            "  dataset       info | convert | list\n"
+            "  dataset       info | convert | make | list\n"
         )
         return 0 if argv else 2
     if argv[0] == "--version":

@@ -140,3 +140,35 @@ def test_train_online_then_resume_and_evaluate(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["task"] == "pendulum"
     assert main(["train-online", "--algo", "iql", "--task", "pendulum"]) == 1
     assert "supports sac, td3" in capsys.readouterr().err
+
+
+def test_dataset_make_from_an_actor_npz_and_random(tmp_path, capsys):
+    from offrl.data import load_dataset
+    from tests.data.test_collect import tiny_actor
+
+    actor = tiny_actor(tmp_path / "actor.npz")
+    out = tmp_path / "made.hdf5"
+    args = ["dataset", "make", "--task", "pendulum", "--policy", str(actor), "--stochastic", "--transitions", "400"]
+    assert main([*args, str(out)]) == 0
+    assert "400 transitions, 2 episodes" in capsys.readouterr().out
+    ds = load_dataset(out)
+    assert ds.metadata["policy_sha256"] and ds.metadata["stochastic"] and ds.size == 400
+    assert main([*args, str(out)]) == 1  # never overwrites
+    assert "exists" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "dataset",
+                "make",
+                "--task",
+                "pendulum",
+                "--policy",
+                "random",
+                "--transitions",
+                "300",
+                str(tmp_path / "minari-dir"),
+            ]
+        )
+        == 0
+    )
+    assert load_dataset(tmp_path / "minari-dir").size == 300

@@ -57,3 +57,40 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
         metadata=meta,
         source=str(path),
     )
+
+
+def save_d4rl_hdf5(
+    dataset: Dataset, path: str | os.PathLike[str], attrs: dict[str, Any] | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write ``dataset`` as a D4RL-layout HDF5 file (atomically; refuses to replace a file unless ``overwrite``).
+
+    Keys: ``observations, actions, rewards, terminals, timeouts, next_observations`` (+ ``costs``) and every extra
+    column under its own name (``infos/qpos`` ...); ``attrs`` (provenance, reference scores) become file attributes.
+    """
+    import tempfile
+
+    import h5py
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations"):
+                f.create_dataset(name, data=np.asarray(getattr(dataset, name)), compression="gzip")
+            if dataset.costs is not None:
+                f.create_dataset("costs", data=dataset.costs, compression="gzip")
+            for name, column in dataset.extras.items():
+                f.create_dataset(name, data=column, compression="gzip")
+            for key, value in {**dataset.metadata, **(attrs or {})}.items():
+                if key == "source":
+                    continue
+                f.attrs[key] = value if isinstance(value, (int, float, str, bool, np.number)) else str(value)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -98,3 +98,84 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
         metadata=meta,
         source=str(path),
     )
+
+
+def _space_json(low: np.ndarray, high: np.ndarray) -> str:
+    return json.dumps(
+        {
+            "type": "Box",
+            "dtype": "float32",
+            "shape": list(low.shape),
+            "low": low.astype(float).tolist(),
+            "high": high.astype(float).tolist(),
+        }
+    )
+
+
+def save_minari(
+    dataset: Dataset,
+    directory: str | os.PathLike[str],
+    dataset_id: str,
+    attrs: dict[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``dataset`` as a Minari dataset directory (HDF5 storage), without needing the ``minari`` package.
+
+    ``directory/data/main_data.hdf5`` holds one ``episode_k`` group per episode (``observations`` with T+1 rows,
+    ``actions, rewards, terminations, truncations`` with T rows); ``directory/data/metadata.json`` the dataset id,
+    counts, spaces, the environment id and ``attrs`` (provenance). Written into a temporary folder and renamed.
+    """
+    import shutil
+    import tempfile
+
+    import h5py
+
+    directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise FileExistsError(f"{directory} exists; pass overwrite=True (or --overwrite) to replace it")
+    if dataset.discrete:
+        raise DatasetError("writing Minari directories supports continuous actions only", str(directory))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=directory.name, suffix=".tmp", dir=directory.parent))
+    try:
+        (tmp / "data").mkdir()
+        starts, ends = dataset.episode_starts, dataset.episode_ends
+        with h5py.File(tmp / "data" / "main_data.hdf5", "w") as f:
+            for k, (s, e) in enumerate(zip(starts, ends, strict=True)):
+                ep = f.create_group(f"episode_{k}")
+                ep.attrs["id"] = k
+                ep.attrs["total_steps"] = int(e - s + 1)
+                obs = np.concatenate([dataset.observations[s : e + 1], dataset.next_observations[e : e + 1]])
+                ep.create_dataset("observations", data=obs)
+                ep.create_dataset("actions", data=dataset.actions[s : e + 1])
+                ep.create_dataset("rewards", data=dataset.rewards[s : e + 1])
+                ep.create_dataset("terminations", data=dataset.terminals[s : e + 1])
+                truncations = dataset.timeouts[s : e + 1] & ~dataset.terminals[s : e + 1]
+                if not dataset.terminals[e]:
+                    truncations = truncations.copy()
+                    truncations[-1] = True
+                ep.create_dataset("truncations", data=truncations)
+                ep.create_group("infos")
+        space = dataset.action_space
+        assert space is not None
+        obs_low = np.full(dataset.observation_shape, -np.inf)
+        meta = {
+            "dataset_id": dataset_id,
+            "total_episodes": int(len(starts)),
+            "total_steps": int(dataset.size),
+            "data_format": "hdf5",
+            "env_spec": json.dumps({"id": dataset.metadata.get("env_id")}) if dataset.metadata.get("env_id") else None,
+            "observation_space": _space_json(obs_low, -obs_low),
+            "action_space": _space_json(np.asarray(space.low), np.asarray(space.high)),
+            "minari_version": "0.5",
+            **{k: v for k, v in (attrs or {}).items()},
+        }
+        (tmp / "data" / "metadata.json").write_text(json.dumps({k: v for k, v in meta.items() if v is not None}))
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
