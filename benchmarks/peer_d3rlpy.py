@@ -14,7 +14,8 @@ those of d3rlpy's own reproduction scripts (``reproductions/offline/iql.py`` and
 
 The dataset is read with offrl's loader (so both libraries see the same transitions, terminals and timeouts) and
 the policy is evaluated with ``offrl.envs.evaluate``: ``--eval-episodes`` episodes every ``--eval-interval`` updates
-(environment seeds 0..), and ``--final-episodes`` episodes at the end on environment seeds 100000.., the seeds
+(environment seeds 10000 + 1000 * seed + i, those of offrl's evaluations during training; runs made before
+2026-11-27 05:30 used seeds 0..9), and ``--final-episodes`` episodes at the end on environment seeds 100000.., the seeds
 ``benchmarks/scores.py`` uses for its final column. Needs ``pip install 'offrl[bench]'``.
 """
 
@@ -60,6 +61,82 @@ def build_algo(name: str, seed: int, steps: int):
     raise ValueError(f"unknown algorithm {name!r}: iql | td3bc")
 
 
+def train_and_evaluate(
+    algo_name: str,
+    dataset_path: str,
+    task_name: str,
+    steps: int,
+    seed: int,
+    eval_interval: int = 25_000,
+    eval_episodes: int = 10,
+    final_episodes: int = 100,
+    threads: int = 1,
+) -> dict:
+    """Train d3rlpy's algorithm on the dataset and evaluate it as offrl's runs are evaluated; returns the record."""
+    import d3rlpy
+    import torch
+
+    from offrl.data import load_dataset
+    from offrl.envs import evaluate, get_task
+
+    torch.set_num_threads(threads)
+    data = load_dataset(dataset_path)
+    task = get_task(task_name)
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations=np.asarray(data.observations),
+        actions=np.asarray(data.actions),
+        rewards=np.asarray(data.rewards),
+        terminals=np.asarray(data.terminals, dtype=np.float32),
+        timeouts=np.asarray(data.timeouts, dtype=np.float32),
+    )
+    algo = build_algo(algo_name, seed, steps)
+    env = task.make()
+    low, high = env.action_space.low, env.action_space.high
+    env.close()
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.clip(algo.predict(obs.astype(np.float32)), low, high)
+
+    curve: list[dict[str, float]] = []
+    start = time.perf_counter()
+    train_seconds = 0.0
+
+    def on_epoch(algo_, epoch: int, total_step: int) -> None:
+        nonlocal train_seconds, start
+        train_seconds += time.perf_counter() - start
+        # the environment seeds of offrl's evaluations during training (offrl.train.offline)
+        result = evaluate(policy, task, episodes=eval_episodes, seed=10_000 + 1000 * seed)
+        curve.append({"step": total_step, "normalized_score": result.normalized_mean})
+        print(f"d3rlpy {algo_name} s{seed} step {total_step}: score {result.normalized_mean:.1f}", flush=True)
+        start = time.perf_counter()
+
+    algo.fit(
+        dataset,
+        n_steps=steps,
+        n_steps_per_epoch=eval_interval,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        show_progress=False,
+        epoch_callback=on_epoch,
+    )
+    final = evaluate(policy, task, episodes=final_episodes, seed=100_000)
+    return {
+        "library": "d3rlpy",
+        "version": d3rlpy.__version__,
+        "algo": algo_name,
+        "dataset": str(dataset_path),
+        "task": task_name,
+        "steps": steps,
+        "seed": seed,
+        "torch_threads": threads,
+        "updates_per_second": steps / train_seconds if train_seconds else 0.0,
+        "curve": curve,
+        "final_score": curve[-1]["normalized_score"] if curve else None,
+        "final_100": final.normalized_mean,
+        "final_episodes": final_episodes,
+        "final_100_returns": final.returns.tolist(),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algo", required=True, choices=["iql", "td3bc"])
@@ -73,71 +150,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "1")))
     parser.add_argument("--out", required=True, help="JSON file for the result")
     args = parser.parse_args(argv)
-
-    import d3rlpy
-    import torch
-
-    from offrl.data import load_dataset
-    from offrl.envs import evaluate, get_task
-
-    torch.set_num_threads(args.threads)
-    data = load_dataset(args.dataset)
-    task = get_task(args.task)
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=np.asarray(data.observations),
-        actions=np.asarray(data.actions),
-        rewards=np.asarray(data.rewards),
-        terminals=np.asarray(data.terminals, dtype=np.float32),
-        timeouts=np.asarray(data.timeouts, dtype=np.float32),
+    result = train_and_evaluate(
+        args.algo,
+        args.dataset,
+        args.task,
+        args.steps,
+        args.seed,
+        args.eval_interval,
+        args.eval_episodes,
+        args.final_episodes,
+        args.threads,
     )
-    algo = build_algo(args.algo, args.seed, args.steps)
-    low, high = task.make().action_space.low, task.make().action_space.high
-
-    def policy(obs: np.ndarray) -> np.ndarray:
-        return np.clip(algo.predict(obs.astype(np.float32)), low, high)
-
-    curve: list[dict[str, float]] = []
-    start = time.perf_counter()
-    train_seconds = 0.0
-
-    def on_epoch(algo_, epoch: int, total_step: int) -> None:
-        nonlocal train_seconds, start
-        train_seconds += time.perf_counter() - start
-        result = evaluate(policy, task, episodes=args.eval_episodes, seed=0)
-        curve.append({"step": total_step, "normalized_score": result.normalized_mean})
-        print(f"step {total_step}: score {result.normalized_mean:.1f} ({train_seconds:.0f} s training)", flush=True)
-        start = time.perf_counter()
-
-    algo.fit(
-        dataset,
-        n_steps=args.steps,
-        n_steps_per_epoch=args.eval_interval,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        show_progress=False,
-        epoch_callback=on_epoch,
-    )
-    final = evaluate(policy, task, episodes=args.final_episodes, seed=100_000)
-    result = {
-        "library": "d3rlpy",
-        "version": d3rlpy.__version__,
-        "algo": args.algo,
-        "dataset": str(args.dataset),
-        "task": args.task,
-        "steps": args.steps,
-        "seed": args.seed,
-        "torch_threads": args.threads,
-        "updates_per_second": args.steps / train_seconds if train_seconds else 0.0,
-        "curve": curve,
-        "final_score": curve[-1]["normalized_score"] if curve else None,
-        "final_100": final.normalized_mean,
-        "final_100_returns": final.returns.tolist(),
-    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(
         f"{args.algo} seed {args.seed}: final {result['final_score']:.1f}, {args.final_episodes} episodes "
-        f"{final.normalized_mean:.1f}, {result['updates_per_second']:.1f} updates/s"
+        f"{result['final_100']:.1f}, {result['updates_per_second']:.1f} updates/s"
     )
 
 

@@ -8,7 +8,9 @@ lands under ``--out``. The table reports the final evaluation (``--eval-episodes
 ``--steps`` updates: mean +- std over seeds of the per-seed mean normalised score. Runs already finished under
 ``--out`` are read back instead of trained again and unfinished ones are resumed from their newest checkpoint, so
 an interrupted benchmark can be continued, and several processes can share the work (give each its own --algos /
---seeds; ``--table-only`` then prints the table of all finished runs).
+--seeds; ``--table-only`` then prints the table of all finished runs). With ``--peer`` (and d3rlpy installed, e.g.
+in a separate environment with the ``bench`` extra) d3rlpy's IQL and TD3+BC run on the same data, steps and seeds
+in the same invocation (``benchmarks/peer_d3rlpy.py``) and get their own rows.
 
 Ten episodes per seed are what papers report, but on hopper an episode either falls early or runs long, so that
 number moves by 20 points between evaluation seeds. Each finished run's final checkpoint is therefore also
@@ -38,6 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-interval", type=int, default=10_000, help="so an interrupted run loses little")
     parser.add_argument("--out", required=True, help="folder for run directories and results.json")
     parser.add_argument("--table-only", action="store_true", help="only print the table of finished runs")
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run d3rlpy's IQL and TD3+BC (those of --algos it has) on the same data, steps and seeds, in "
+        "this process, and add their rows (needs the bench extra; results cached as d3rlpy-ALGO-sSEED.json)",
+    )
     args = parser.parse_args(argv)
 
     from offrl.train import TrainConfig, resume, train
@@ -77,7 +85,39 @@ def main(argv: list[str] | None = None) -> None:
                     f"{summary['updates_per_second']:.0f} updates/s",
                     flush=True,
                 )
+        if args.peer:
+            run_peers(args, out, algos, seeds)
     table(out, algos, seeds, args.steps, args.final_episodes)
+
+
+PEER_ALGOS = ("iql", "td3bc")
+
+
+def run_peers(args: argparse.Namespace, out: Path, algos: list[str], seeds: list[int]) -> None:
+    try:
+        import d3rlpy  # noqa: F401
+    except ImportError:
+        print("d3rlpy is not installed (pip install 'offrl[bench]'): no peer rows", flush=True)
+        return
+    from peer_d3rlpy import train_and_evaluate
+
+    for algo in (a for a in algos if a in PEER_ALGOS):
+        for seed in seeds:
+            path = out / f"d3rlpy-{algo}-s{seed}.json"
+            if path.exists() and json.loads(path.read_text())["steps"] >= args.steps:
+                continue
+            record = train_and_evaluate(
+                algo,
+                args.dataset,
+                args.task,
+                args.steps,
+                seed,
+                args.eval_interval,
+                args.eval_episodes,
+                args.final_episodes,
+            )
+            path.write_text(json.dumps(record, indent=2))
+            print(f"d3rlpy {algo} s{seed}: normalised {record['final_score']:.1f}", flush=True)
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
@@ -149,6 +189,25 @@ def table(out: Path, algos: list[str], seeds: list[int], steps: int, final_episo
         speed = statistics.mean(r["updates_per_second"] for r in rows)
         many_cell = _mean_std(many) if many else "-"
         cells = [algo, str(len(rows)), _mean_std(final), _mean_std(best), many_cell, per_seed, f"{speed:.0f}"]
+        print("| " + " | ".join(cells) + " |")
+    for algo in algos:
+        peers = [json.loads(p.read_text()) for p in sorted(out.glob(f"d3rlpy-{algo}-s*.json"))]
+        peers = [p for p in peers if p["steps"] >= steps and p["seed"] in seeds]
+        if not peers:
+            continue
+        final = [p["final_score"] for p in peers]
+        best = [max(point["normalized_score"] for point in p["curve"]) for p in peers]
+        many = [p["final_100"] for p in peers]
+        speed = statistics.mean(p["updates_per_second"] for p in peers)
+        cells = [
+            f"d3rlpy {algo}",
+            str(len(peers)),
+            _mean_std(final),
+            _mean_std(best),
+            _mean_std(many),
+            ", ".join(f"{v:.1f}" for v in many),
+            f"{speed:.0f}",
+        ]
         print("| " + " | ".join(cells) + " |")
 
 
