@@ -177,40 +177,22 @@ def _update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCState,
     critic_info["critic/grad_norm"] = global_norm(grads)
     state = state.replace(critic_params=critic_params, critic_opt=critic_opt, rng=rng, step=state.step + 1)
 
-    # 2. Every policy_delay steps: actor, then all targets. Only what the actor step changes goes through the cond
-    #    (passing the whole state would copy the critics' parameters and optimiser moments on every step).
-    def actor_step(parts: tuple) -> tuple:
-        actor_params, actor_opt, target_actor_params, target_critic_params, _ = parts
+    # 2. Every policy_delay steps: actor, then all targets.
+    def actor_step(state: TD3BCState) -> TD3BCState:
         (_, info), grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
-            actor_params, nets, state.critic_params, batch, config
+            state.actor_params, nets, state.critic_params, batch, config
         )
         info["actor/grad_norm"] = global_norm(grads)
-        actor_params, actor_opt = apply_gradients(nets.actor_tx, actor_params, actor_opt, grads)
-        return (
-            actor_params,
-            actor_opt,
-            polyak_update(target_actor_params, actor_params, config.tau),
-            polyak_update(target_critic_params, state.critic_params, config.tau),
-            info,
+        actor_params, actor_opt = apply_gradients(nets.actor_tx, state.actor_params, state.actor_opt, grads)
+        return state.replace(
+            actor_params=actor_params,
+            actor_opt=actor_opt,
+            target_actor_params=polyak_update(state.target_actor_params, actor_params, config.tau),
+            target_critic_params=polyak_update(state.target_critic_params, state.critic_params, config.tau),
+            actor_metrics=info,
         )
 
-    parts = (
-        state.actor_params,
-        state.actor_opt,
-        state.target_actor_params,
-        state.target_critic_params,
-        state.actor_metrics,
-    )
-    actor_params, actor_opt, target_actor_params, target_critic_params, actor_metrics = jax.lax.cond(
-        state.step % config.policy_delay == 0, actor_step, lambda p: p, parts
-    )
-    state = state.replace(
-        actor_params=actor_params,
-        actor_opt=actor_opt,
-        target_actor_params=target_actor_params,
-        target_critic_params=target_critic_params,
-        actor_metrics=actor_metrics,
-    )
+    state = jax.lax.cond(state.step % config.policy_delay == 0, actor_step, lambda s: s, state)
     return state, {**critic_info, **state.actor_metrics}
 
 
