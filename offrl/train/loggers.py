@@ -21,7 +21,8 @@ class Logger(Protocol):
 
 class FileLogger:
     """Appends every record to ``metrics.jsonl``; training and evaluation rows also go to ``train.csv`` and
-    ``eval.csv`` (columns fixed by the first row of each kind)."""
+    ``eval.csv``. A row with metrics the table has not seen yet (an online run's losses appear after its warm-up)
+    widens the table: the file is rewritten with the new columns, earlier rows left blank there."""
 
     def __init__(self, run_dir: Path, resume_from_step: int | None = None):
         self.run_dir = run_dir
@@ -56,6 +57,16 @@ class FileLogger:
                 columns = ["step", *sorted(metrics)]
                 with open(path, "w", newline="") as f:
                     csv.writer(f).writerow(columns)
+            self._csv_columns[kind] = columns
+        new = sorted(set(metrics) - set(columns))
+        if new:
+            columns = [*columns, *new]
+            with open(path, newline="") as f:
+                old_rows = list(csv.reader(f))[1:]
+            with open(path, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(columns)
+                writer.writerows(row + [""] * (len(columns) - len(row)) for row in old_rows)
             self._csv_columns[kind] = columns
         with open(path, "a", newline="") as f:
             csv.writer(f).writerow([step if c == "step" else _plain(metrics.get(c, "")) for c in columns])
