@@ -3,8 +3,10 @@
     python benchmarks/scores.py --dataset ../shared/data/hopper-medium.hdf5 --task hopper \
         --algos bc,td3bc,iql --seeds 0,1,2 --steps 200000 --out benchmarks/results/hopper-medium
 
-Each (algorithm, seed) is one ``offrl.train.train`` run with the algorithm's default config; its run directory
-lands under ``--out``. The table reports the final evaluation (``--eval-episodes`` episodes, default 10) after
+Each (algorithm, seed) is one ``offrl.train.train`` run with the settings in ``benchmarks/configs/ALGO-FAMILY.json``
+(one small file per algorithm and task family: ``mujoco`` for hopper / halfcheetah / walker2d / ant, ``classic``
+otherwise; paper defaults); its run directory lands under ``--out``. ``--quick`` runs a small set in minutes.
+The table reports the final evaluation (``--eval-episodes`` episodes, default 10) after
 ``--steps`` updates: mean +- std over seeds of the per-seed mean normalised score. Runs already finished under
 ``--out`` are read back instead of trained again and unfinished ones are resumed from their newest checkpoint, so
 an interrupted benchmark can be continued, and several processes can share the work (give each its own --algos /
@@ -29,7 +31,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--dataset", help="dataset file/directory or built-in name (required unless --quick)")
     parser.add_argument("--task", default="")
     parser.add_argument("--algos", default="bc,td3bc,iql")
     parser.add_argument("--seeds", default="0,1,2")
@@ -38,7 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--final-episodes", type=int, default=100, help="episodes of the final re-evaluation")
     parser.add_argument("--checkpoint-interval", type=int, default=10_000, help="so an interrupted run loses little")
-    parser.add_argument("--out", required=True, help="folder for run directories and results.json")
+    parser.add_argument("--out", help="folder for run directories and results.json (--quick: runs/scores-quick)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small set that finishes in minutes: BC, TD3+BC and IQL on the built-in pendulum-mixed data (no "
+        "download), 1 seed, 5000 updates, 20 final episodes",
+    )
     parser.add_argument("--table-only", action="store_true", help="only print the table of finished runs")
     parser.add_argument(
         "--peer",
@@ -47,6 +55,13 @@ def main(argv: list[str] | None = None) -> None:
         "this process, and add their rows (needs the bench extra; results cached as d3rlpy-ALGO-sSEED.json)",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.dataset, args.task = args.dataset or "pendulum-mixed", args.task or "pendulum"
+        args.seeds, args.steps, args.eval_interval, args.final_episodes = "0", 5000, 2500, 20
+        args.checkpoint_interval = 2500
+        args.out = args.out or "runs/scores-quick"
+    if not args.dataset or not args.out:
+        parser.error("--dataset and --out are required (or use --quick)")
 
     from offrl.train import TrainConfig, resume, train
 
@@ -63,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
                 if (run_dir / "config.json").exists():
                     resume(run_dir, steps=args.steps, progress=False)
                 else:
+                    algo_config, config_file = paper_config(algo, args.task)
+                    print(f"{run_dir.name}: settings from {config_file}", flush=True)
                     train(
                         TrainConfig(
                             algo=algo,
@@ -76,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
                             output_dir=str(out),
                             run_name=run_dir.name,
                             progress=False,
-                        )
+                        ),
+                        algo_config,
                     )
                 summary = json.loads((run_dir / "summary.json").read_text())
                 print(
@@ -118,6 +136,30 @@ def run_peers(args: argparse.Namespace, out: Path, algos: list[str], seeds: list
             )
             path.write_text(json.dumps(record, indent=2))
             print(f"d3rlpy {algo} s{seed}: normalised {record['final_score']:.1f}", flush=True)
+
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+FAMILIES = {"hopper": "mujoco", "halfcheetah": "mujoco", "walker2d": "mujoco", "ant": "mujoco"}
+
+
+def paper_config(algo_name: str, task: str):
+    """The algorithm's settings for the task's family from ``benchmarks/configs/ALGO-FAMILY.json``."""
+    import dataclasses
+
+    from offrl.algos import get_algorithm
+
+    family = FAMILIES.get(task.lower(), "classic")
+    path = CONFIGS / f"{algo_name}-{family}.json"
+    algo = get_algorithm(algo_name)
+    if not path.exists():
+        return algo.config_class(), f"{algo_name}'s defaults (no {path.name})"
+    values = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+    known = {f.name for f in dataclasses.fields(algo.config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path} sets unknown {algo_name} options {unknown}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return algo.config_class(**values), str(path.relative_to(CONFIGS.parent.parent))
 
 
 def _finished(run_dir: Path, steps: int) -> bool:
