@@ -413,7 +413,8 @@ def _execute(
                 update_seconds += time.perf_counter() - t1
             else:
                 jax.block_until_ready(actions)
-            bar.advance(n, {k: v / window_calls for k, v in window.items()} if window_calls else {}, 0.0)
+            rate = total_updates / update_seconds if update_seconds else 0.0
+            bar.advance(n, {k: v / window_calls for k, v in window.items()} if window_calls else {}, rate)
             if step % config.log_interval == 0 or step == end:
                 elapsed = time.perf_counter() - window_start
                 record = {name: total / window_calls for name, total in window.items()} if window_calls else {}
