@@ -83,6 +83,27 @@ def _pick(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {k: v for k, v in vars(namespace).items() if k in names}
 
 
+def _algo_in(argv: list[str], default: str) -> str:
+    """The algorithm a command line names (``--algo``, else the ``--resume`` run's), to build its options."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default=None)
+    pre.add_argument("--resume", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.algo is None and known.resume:
+        saved = Path(known.resume) / "config.json"
+        return json.loads(saved.read_text())["algo"] if saved.exists() else default
+    return known.algo or default
+
+
+def _only_steps_and_progress(parser: argparse.ArgumentParser, args: argparse.Namespace, *classes: type) -> None:
+    """A resumed run keeps its settings: refuse any option but --steps and --progress."""
+    given = set().union(*(_pick(args, cls) for cls in classes)) - {"steps", "progress", "algo"}
+    if given:
+        parser.error(
+            f"--resume takes only --steps and --progress; the run's other settings are fixed (got {sorted(given)})"
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # train
 
@@ -117,29 +138,16 @@ def cmd_train(argv: list[str]) -> int:
     from offrl.algos import get_algorithm
     from offrl.train import TrainConfig, resume, train
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--algo", default=None)
-    pre.add_argument("--resume", default=None)
-    known, _ = pre.parse_known_args(argv)
-    algo_name = known.algo
-    if algo_name is None and known.resume:
-        saved = Path(known.resume) / "config.json"
-        algo_name = json.loads(saved.read_text())["algo"] if saved.exists() else "iql"
+    algo_name = _algo_in(argv, "iql")
     try:
-        parser = _train_parser(algo_name or "iql")
+        parser = _train_parser(algo_name)
     except KeyError as e:
         print(f"offrl train: {e.args[0]}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
 
     if args.resume:
-        extra = set(_pick(args, TrainConfig)) - {"steps", "progress", "algo"}
-        algo_options = set(_pick(args, get_algorithm(algo_name or "iql").config_class))
-        if extra or algo_options:
-            parser.error(
-                f"--resume takes only --steps and --progress; the run's other settings are fixed "
-                f"(got {sorted(extra | algo_options)})"
-            )
+        _only_steps_and_progress(parser, args, TrainConfig, get_algorithm(algo_name).config_class)
         result = resume(args.resume, steps=getattr(args, "steps", None), progress=getattr(args, "progress", None))
     else:
         train_options = _pick(args, TrainConfig)
@@ -220,28 +228,15 @@ def cmd_train_online(argv: list[str]) -> int:
     from offrl.algos import get_algorithm
     from offrl.train.online import OnlineConfig, resume_online, train_online
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--algo", default=None)
-    pre.add_argument("--resume", default=None)
-    known, _ = pre.parse_known_args(argv)
-    algo_name = known.algo
-    if algo_name is None and known.resume:
-        saved = Path(known.resume) / "config.json"
-        algo_name = json.loads(saved.read_text())["algo"] if saved.exists() else "sac"
+    algo_name = _algo_in(argv, "sac")
     try:
-        parser = _online_parser(algo_name or "sac")
+        parser = _online_parser(algo_name)
     except KeyError as e:
         print(f"offrl train-online: {e.args[0]}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     if args.resume:
-        extra = set(_pick(args, OnlineConfig)) - {"steps", "progress", "algo"}
-        algo_options = set(_pick(args, get_algorithm(algo_name or "sac").config_class))
-        if extra or algo_options:
-            parser.error(
-                f"--resume takes only --steps and --progress; the run's other settings are fixed "
-                f"(got {sorted(extra | algo_options)})"
-            )
+        _only_steps_and_progress(parser, args, OnlineConfig, get_algorithm(algo_name).config_class)
         result = resume_online(
             args.resume, steps=getattr(args, "steps", None), progress=getattr(args, "progress", None)
         )

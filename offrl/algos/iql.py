@@ -44,7 +44,7 @@ import optax
 from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.nn.losses import expectile_loss, td_target
+from offrl.nn.losses import critic_ensemble_loss, expectile_loss, td_target
 from offrl.nn.networks import Ensemble, QNetwork, ValueNetwork
 from offrl.nn.policies import GaussianPolicy, gaussian_log_prob
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
@@ -169,12 +169,6 @@ def actor_loss(
     }
 
 
-def critic_loss(critic_params: dict, nets: Networks, batch: Batch, target: jax.Array):
-    q = nets.critic.apply(critic_params, batch["observations"], batch["actions"])  # [2, B]
-    loss = jnp.square(q - target).mean(axis=1).sum()
-    return loss, {"critic/loss": loss, "critic/q_mean": q.mean(), "critic/q_min": q.min(), "critic/q_max": q.max()}
-
-
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -205,7 +199,9 @@ def update(state: IQLState, batch: Batch) -> tuple[IQLState, Metrics]:
 
     # 3. Critics: bootstrap from the new V (terminals stop it; timeouts do not).
     target = td_target(batch["rewards"], batch["terminals"], next_v, config.discount)
-    (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params, nets, batch, target)
+    (_, critic_info), grads = jax.value_and_grad(critic_ensemble_loss, has_aux=True)(
+        state.critic_params, nets.critic, batch, target
+    )
     critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
     critic_info["critic/grad_norm"] = global_norm(grads)
 

@@ -39,7 +39,7 @@ import optax
 from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.nn.losses import td_target
+from offrl.nn.losses import critic_ensemble_loss, td_target
 from offrl.nn.networks import Ensemble, QNetwork
 from offrl.nn.policies import TanhGaussianPolicy, tanh_gaussian_sample
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
@@ -129,12 +129,6 @@ def init(key: jax.Array, spec: Spec, config: SACConfig) -> SACState:
 # Losses
 
 
-def critic_loss(critic_params: dict, nets: Networks, batch: Batch, target: jax.Array):
-    q = nets.critic.apply(critic_params, batch["observations"], batch["actions"])  # [2, B]
-    loss = jnp.square(q - target).mean(axis=1).sum()
-    return loss, {"critic/loss": loss, "critic/q_mean": q.mean(), "critic/q_min": q.min(), "critic/q_max": q.max()}
-
-
 def actor_loss(actor_params: dict, nets: Networks, critic_params: dict, batch: Batch, alpha: jax.Array, key):
     mean, log_std = nets.actor.apply(actor_params, batch["observations"])
     actions, log_prob = tanh_gaussian_sample(key, mean, log_std)
@@ -162,7 +156,9 @@ def update(state: SACState, batch: Batch) -> tuple[SACState, Metrics]:
     next_actions, next_log_prob = tanh_gaussian_sample(next_key, mean, log_std)
     next_q = nets.critic.apply(state.target_critic_params, batch["next_observations"], next_actions).min(axis=0)
     target = td_target(batch["rewards"], batch["terminals"], next_q - alpha * next_log_prob, config.discount)
-    (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params, nets, batch, target)
+    (_, critic_info), grads = jax.value_and_grad(critic_ensemble_loss, has_aux=True)(
+        state.critic_params, nets.critic, batch, target
+    )
     critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
     critic_info["critic/grad_norm"] = global_norm(grads)
 

@@ -34,7 +34,7 @@ import optax
 from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.nn.losses import td_target
+from offrl.nn.losses import critic_ensemble_loss, td_target
 from offrl.nn.networks import Ensemble, QNetwork, ensemble_member
 from offrl.nn.policies import DeterministicPolicy
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
@@ -132,12 +132,6 @@ def init(key: jax.Array, spec: Spec, config: TD3BCConfig) -> TD3BCState:
 # Losses
 
 
-def critic_loss(critic_params: dict, nets: Networks, batch: Batch, target: jax.Array):
-    q = nets.critic.apply(critic_params, batch["observations"], batch["actions"])  # [2, B]
-    loss = jnp.square(q - target).mean(axis=1).sum()
-    return loss, {"critic/loss": loss, "critic/q_mean": q.mean(), "critic/q_min": q.min(), "critic/q_max": q.max()}
-
-
 def actor_loss(actor_params: dict, nets: Networks, critic_params: dict, batch: Batch, config: TD3BCConfig):
     pi = nets.actor.apply(actor_params, batch["observations"])
     q = nets.q1.apply(ensemble_member(critic_params, 0), batch["observations"], pi)  # Q1 only, as in the paper
@@ -172,7 +166,9 @@ def _update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCState,
     next_actions = jnp.clip(next_actions + noise, -1.0, 1.0)
     next_q = nets.critic.apply(state.target_critic_params, batch["next_observations"], next_actions).min(axis=0)
     target = td_target(batch["rewards"], batch["terminals"], next_q, config.discount)
-    (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params, nets, batch, target)
+    (_, critic_info), grads = jax.value_and_grad(critic_ensemble_loss, has_aux=True)(
+        state.critic_params, nets.critic, batch, target
+    )
     critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
     critic_info["critic/grad_norm"] = global_norm(grads)
     state = state.replace(critic_params=critic_params, critic_opt=critic_opt, rng=rng, step=state.step + 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -26,3 +28,11 @@ def td_target(rewards: jax.Array, terminals: jax.Array, next_values: jax.Array, 
     cut by a time limit still has a successor with a value, so its target bootstraps.
     """
     return rewards + discount * (1.0 - terminals) * next_values
+
+
+def critic_ensemble_loss(critic_params: Any, critic: Any, batch: dict[str, jax.Array], target: jax.Array):
+    """TD regression of a critic ensemble (``critic.apply`` returns ``[members, B]``) onto one ``target`` per
+    transition: the sum over members of each member's mean squared error, with the Q statistics as metrics."""
+    q = critic.apply(critic_params, batch["observations"], batch["actions"])
+    loss = jnp.square(q - target).mean(axis=1).sum()
+    return loss, {"critic/loss": loss, "critic/q_mean": q.mean(), "critic/q_min": q.min(), "critic/q_max": q.max()}

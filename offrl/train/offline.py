@@ -181,6 +181,43 @@ def evaluate_agent(
 # Runs
 
 
+def algorithm_and_config(name: str, algo_config: Any = None) -> tuple[Algorithm, Any]:
+    """The algorithm ``name`` and its config (its defaults when ``None``; a config of another class is refused)."""
+    algo = get_algorithm(name)
+    algo_config = algo_config if algo_config is not None else algo.config_class()
+    if not isinstance(algo_config, algo.config_class):
+        raise TypeError(f"{name} needs a {algo.config_class.__name__}, got {type(algo_config).__name__}")
+    return algo, algo_config
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+    return json.loads(config_path.read_text())
+
+
+def newest_checkpoint(run_dir: Path) -> Path:
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    if not checkpoints:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from")
+    return checkpoints[-1]
+
+
+def last_good_checkpoint(run_dir: Path) -> str:
+    """For the message of a stopped run: where its newest checkpoint is."""
+    kept = list_checkpoints(run_dir / "checkpoints")
+    return f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
+
+
+def open_sinks(run_dir: Path, resume_from_step: int | None, loggers: list[Logger] | None) -> list[Logger]:
+    """The run's metric sinks: files (truncated after the checkpoint on resume), extra loggers, TensorBoard."""
+    sinks: list[Logger] = [FileLogger(run_dir, resume_from_step=resume_from_step), *(loggers or [])]
+    if tensorboard_available():
+        sinks.append(TensorBoardLogger(run_dir))
+    return sinks
+
+
 def _config_from_json(cls: type, values: dict[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -199,10 +236,7 @@ def train(
     config: TrainConfig, algo_config: Any = None, *, loggers: list[Logger] | None = None, stop_after: int | None = None
 ) -> RunResult:
     """Start a new run. ``stop_after`` ends it early at that step (for tests of resume), checkpointing there."""
-    algo = get_algorithm(config.algo)
-    algo_config = algo_config if algo_config is not None else algo.config_class()
-    if not isinstance(algo_config, algo.config_class):
-        raise TypeError(f"{config.algo} needs a {algo.config_class.__name__}, got {type(algo_config).__name__}")
+    algo, algo_config = algorithm_and_config(config.algo, algo_config)
     algo_config = algo.configure_for_training(algo_config, config.steps)
     source = resolve_dataset(config.dataset, config.task, config.max_episode_steps)
     run_dir = _run_dir(config, source.name)
@@ -226,10 +260,9 @@ def resume(
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its newest checkpoint (optionally to a new total of ``steps``)."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-    saved = json.loads(config_path.read_text())
+    saved = read_run_config(run_dir)
+    if saved.get("kind") == "online":
+        raise ValueError(f"{run_dir} is an online run; continue it with `offrl train-online --resume`")
     config = _config_from_json(TrainConfig, saved["train"])
     if steps is not None:
         config = dataclasses.replace(config, steps=steps)
@@ -237,9 +270,7 @@ def resume(
         config = dataclasses.replace(config, progress=progress)
     algo = get_algorithm(config.algo)
     algo_config = _config_from_json(algo.config_class, saved["algo_config"])
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
-    if not checkpoints:
-        raise CheckpointError(f"{run_dir} has no checkpoint to resume from")
+    checkpoint = newest_checkpoint(run_dir)
     source = resolve_dataset(
         saved["dataset"]["path"] if not saved["dataset"].get("builtin") else config.dataset,
         config.task,
@@ -256,7 +287,7 @@ def resume(
         algo_config,
         source,
         run_dir,
-        resume_checkpoint=checkpoints[-1],
+        resume_checkpoint=checkpoint,
         loggers=loggers,
         stop_after=stop_after,
     )
@@ -318,10 +349,7 @@ def _execute(
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)
 
-    file_logger = FileLogger(run_dir, resume_from_step=step if resume_checkpoint is not None else None)
-    sinks: list[Logger] = [file_logger, *(loggers or [])]
-    if tensorboard_available():
-        sinks.append(TensorBoardLogger(run_dir))
+    sinks = open_sinks(run_dir, step if resume_checkpoint is not None else None, loggers)
     bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {source.name}")
     behaviour = behaviour_score(dataset, task)
     loop = UpdateLoop(algo.update, config.batch_size)
@@ -358,10 +386,9 @@ def _execute(
             agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
             if chunk.non_finite is not None:
                 offset, metric = chunk.non_finite
-                kept = list_checkpoints(run_dir / "checkpoints")
-                where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
                 raise NonFiniteLossError(
-                    f"non-finite {metric} at update {step + offset + 1}; training stopped ({where}). Check the data "
+                    f"non-finite {metric} at update {step + offset + 1}; training stopped "
+                    f"({last_good_checkpoint(run_dir)}). Check the data "
                     "(offrl dataset info), lower the learning rates or enable normalisation"
                 )
             for name, value in chunk.metrics.items():

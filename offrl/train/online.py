@@ -21,7 +21,6 @@ The run directory has the offline layout: ``config.json``, ``metrics.jsonl``, ``
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,14 +39,21 @@ from offrl.envs.evaluation import EvaluationResult
 from offrl.envs.registry import Task, get_task
 from offrl.train import replay
 from offrl.train.checkpoint import (
-    CheckpointError,
     atomic_write_json,
-    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
-from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogger, tensorboard_available
-from offrl.train.offline import NonFiniteLossError, _config_from_json, evaluate_agent
+from offrl.train.loggers import Logger, ProgressBar
+from offrl.train.offline import (
+    NonFiniteLossError,
+    _config_from_json,
+    algorithm_and_config,
+    evaluate_agent,
+    last_good_checkpoint,
+    newest_checkpoint,
+    open_sinks,
+    read_run_config,
+)
 
 ONLINE_ALGORITHMS = ("sac", "td3")
 
@@ -178,9 +184,8 @@ class Environments:
             if terminated or truncated:
                 finished.append((float(self.returns[i]), int(self.lengths[i])))
                 self._reset(i)
-        rows = {
+        rows = {  # the caller adds "actions" as the algorithm sees them (in [-1, 1])
             "observations": obs,
-            "actions": np.zeros(0),  # filled by the caller (the policy's actions in [-1, 1])
             "rewards": rewards,
             "terminals": terminals,
             "next_observations": next_obs,
@@ -210,17 +215,14 @@ def make_step_function(algo: Algorithm, batch_size: int):
         if num_updates:
             (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
             metrics = {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
-        key, act_key = jax.random.split(key)
-        if random_actions:
-            actions = jax.random.uniform(act_key, (next_obs.shape[0], agent.spec.action_dim), minval=-1.0, maxval=1.0)
-        else:
-            actions = algo.act(agent, next_obs, act_key, False)
+        key, actions = choose_actions(algo, agent, key, next_obs, random_actions)
         return agent, buffer, key, actions, metrics
 
     return jax.jit(step, static_argnums=(5, 6), donate_argnums=(0, 1))
 
 
-def first_actions(algo: Algorithm, agent: Any, key: jax.Array, obs: np.ndarray, random_actions: bool):
+def choose_actions(algo: Algorithm, agent: Any, key: jax.Array, obs: jax.Array, random_actions: bool):
+    """Exploration actions in [-1, 1]: uniform random during warm-up, else sampled from the policy."""
     key, act_key = jax.random.split(key)
     if random_actions:
         return key, jax.random.uniform(act_key, (obs.shape[0], agent.spec.action_dim), minval=-1.0, maxval=1.0)
@@ -240,10 +242,7 @@ def train_online(
     config: OnlineConfig, algo_config: Any = None, *, loggers: list[Logger] | None = None, stop_after: int | None = None
 ) -> OnlineResult:
     """Start a new online run. ``stop_after`` ends it early at that step (for tests of resume), checkpointing there."""
-    algo = get_algorithm(config.algo)
-    algo_config = algo_config if algo_config is not None else algo.config_class()
-    if not isinstance(algo_config, algo.config_class):
-        raise TypeError(f"{config.algo} needs a {algo.config_class.__name__}, got {type(algo_config).__name__}")
+    algo, algo_config = algorithm_and_config(config.algo, algo_config)
     if (
         getattr(algo_config, "normalize_observations", False)
         or getattr(algo_config, "reward_scaling", "none") != "none"
@@ -277,10 +276,7 @@ def resume_online(
 ) -> OnlineResult:
     """Continue the online run in ``run_dir`` from its newest checkpoint (optionally to a new total of ``steps``)."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-    saved = json.loads(config_path.read_text())
+    saved = read_run_config(run_dir)
     if saved.get("kind") != "online":
         raise ValueError(f"{run_dir} is an offline run; continue it with `offrl train --resume`")
     config = _config_from_json(OnlineConfig, saved["train"])
@@ -294,16 +290,14 @@ def resume_online(
     config = dataclasses.replace(config, **changes)
     algo = get_algorithm(config.algo)
     algo_config = _config_from_json(algo.config_class, saved["algo_config"])
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
-    if not checkpoints:
-        raise CheckpointError(f"{run_dir} has no checkpoint to resume from")
+    checkpoint = newest_checkpoint(run_dir)
     return _execute(
         config,
         algo,
         algo_config,
         get_task(config.task),
         run_dir,
-        resume_checkpoint=checkpoints[-1],
+        resume_checkpoint=checkpoint,
         loggers=loggers,
         stop_after=stop_after,
     )
@@ -350,10 +344,7 @@ def _execute(
     agent, buffer, key = state["agent"], state["buffer"], state["key"]
     step, episodes_started = int(state["step"]), int(state["episodes_started"])
 
-    file_logger = FileLogger(run_dir, resume_from_step=step if resume_checkpoint is not None else None)
-    sinks: list[Logger] = [file_logger, *(loggers or [])]
-    if tensorboard_available():
-        sinks.append(TensorBoardLogger(run_dir))
+    sinks = open_sinks(run_dir, step if resume_checkpoint is not None else None, loggers)
     bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {task.name}")
     step_fn = make_step_function(algo, config.batch_size)
     envs = Environments(task, config.num_envs, config.seed, episodes_started)
@@ -361,7 +352,7 @@ def _execute(
     n = config.num_envs
     checkpoint_interval = config.checkpoint_interval or config.eval_interval or config.steps
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
-    key, actions = first_actions(algo, agent, key, envs.observations(), step < config.warmup_steps)
+    key, actions = choose_actions(algo, agent, key, envs.observations(), step < config.warmup_steps)
 
     def save(at: int) -> None:
         save_checkpoint(
@@ -402,10 +393,9 @@ def _execute(
                 values = jax.device_get(metrics)
                 for name, value in values.items():
                     if not np.isfinite(value):
-                        kept = list_checkpoints(run_dir / "checkpoints")
-                        where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written yet"
                         raise NonFiniteLossError(
-                            f"non-finite {name} at environment step {step}; training stopped ({where})"
+                            f"non-finite {name} at environment step {step}; training stopped "
+                            f"({last_good_checkpoint(run_dir)})"
                         )
                     window[name] = window.get(name, 0.0) + float(value)
                 window_calls += 1
@@ -433,7 +423,7 @@ def _execute(
             if step % checkpoint_interval == 0 or step == end:
                 save(step)
                 envs.reset_all()  # the checkpoint cuts the running episodes (see the module docstring)
-                key, actions = first_actions(algo, agent, key, envs.observations(), step < config.warmup_steps)
+                key, actions = choose_actions(algo, agent, key, envs.observations(), step < config.warmup_steps)
         if last_eval is None or not config.eval_interval or step % config.eval_interval:
             last_eval = run_evaluation(step)
     finally:
