@@ -80,6 +80,7 @@ def train_and_evaluate(
     from offrl.envs import evaluate, get_task
 
     torch.set_num_threads(threads)
+    began = time.perf_counter()
     data = load_dataset(dataset_path)
     task = get_task(task_name)
     dataset = d3rlpy.dataset.MDPDataset(
@@ -134,6 +135,7 @@ def train_and_evaluate(
         "final_100": final.normalized_mean,
         "final_episodes": final_episodes,
         "final_100_returns": final.returns.tolist(),
+        "wall_seconds": time.perf_counter() - began,
     }
 
 

@@ -1,38 +1,81 @@
-"""Normalised scores of offrl's algorithms on a dataset, several seeds each, as a Markdown table for BENCHMARKS.md.
+"""Normalised scores of offrl's algorithms on datasets x seeds, with d3rlpy's rows, as a Markdown table.
 
-    python benchmarks/scores.py --dataset ../shared/data/hopper-medium.hdf5 --task hopper \
-        --algos bc,td3bc,iql --seeds 0,1,2 --steps 200000 --out benchmarks/results/hopper-medium
+    python benchmarks/scores.py --quick
+    python benchmarks/scores.py --suite hopper --data-dir data/suite --algos bc,td3bc,iql --seeds 0,1,2 \\
+        --steps 200000 --jobs 2 --peer --out runs/scores-hopper --into BENCHMARKS.md
+    python benchmarks/scores.py --datasets ../shared/data/hopper-medium.hdf5 --task hopper --out runs/x
 
-Each (algorithm, seed) is one ``offrl.train.train`` run with the settings in ``benchmarks/configs/ALGO-FAMILY.json``
-(one small file per algorithm and task family: ``mujoco`` for hopper / halfcheetah / walker2d / ant, ``classic``
-otherwise; paper defaults); its run directory lands under ``--out``. ``--quick`` runs a small set in minutes.
-The table reports the final evaluation (``--eval-episodes`` episodes, default 10) after
-``--steps`` updates: mean +- std over seeds of the per-seed mean normalised score. Runs already finished under
-``--out`` are read back instead of trained again and unfinished ones are resumed from their newest checkpoint, so
-an interrupted benchmark can be continued, and several processes can share the work (give each its own --algos /
---seeds; ``--table-only`` then prints the table of all finished runs). With ``--peer`` (and d3rlpy installed, e.g.
-in a separate environment with the ``bench`` extra) d3rlpy's IQL and TD3+BC run on the same data, steps and seeds
-in the same invocation (``benchmarks/peer_d3rlpy.py``) and get their own rows.
+Datasets: ``--datasets`` (comma-separated files, directories or built-in names; ``--dataset`` is the same) or
+``--suite FAMILY[,FAMILY]``: the files ``FAMILY-{random,medium,expert,medium-expert,medium-replay}.hdf5`` in
+``--data-dir``, as ``benchmarks/make_suite.py`` writes them (missing ones are named and skipped). The task is
+``--task``, else the suite's family, else the dataset's own.
 
-Ten episodes per seed are what papers report, but on hopper an episode either falls early or runs long, so that
-number moves by 20 points between evaluation seeds. Each finished run's final checkpoint is therefore also
-evaluated on ``--final-episodes`` episodes (default 100, the same environment seeds for every run, cached in the
-run directory as ``final_eval.json``); the table shows both, the best evaluation during training, and updates/s.
+Each (dataset, algorithm, seed) is one ``offrl.train.train`` run with the settings in
+``benchmarks/configs/ALGO-FAMILY.json`` (one small file per algorithm and task family: ``mujoco`` for hopper /
+halfcheetah / walker2d / ant, ``classic`` otherwise; paper defaults); its run directory is
+``--out/DATASET/ALGO-sSEED``. With ``--peer`` (d3rlpy installed, e.g. the ``bench`` extra) d3rlpy's IQL and
+TD3+BC (those of ``--algos`` it has) run on the same data, steps and seeds (``benchmarks/peer_d3rlpy.py``; results
+in ``--out/DATASET/d3rlpy-ALGO-sSEED.json``) and get their own rows. ``--jobs N`` runs N of these at once, each
+in its own process pinned to one core with single-threaded XLA (and one torch thread for d3rlpy). Work is done
+seed by seed, so an interrupted benchmark already has whole seeds.
+
+Runs already finished under ``--out`` are read back instead of trained again and unfinished ones resume from their
+newest checkpoint: an interrupted benchmark continues where it stopped (the same command again), and
+``--table-only`` prints the table of whatever has finished.
+
+The table reports, per dataset and algorithm, mean +- std over seeds of: the final evaluation during training
+(``--eval-episodes`` episodes, default 10), the best evaluation during training, and the final checkpoint
+re-evaluated on ``--final-episodes`` episodes (default 100, environment seeds 100000.. for every run; on hopper an
+episode either falls early or runs long, so 10 episodes move by 20 points between evaluation seeds); plus
+updates/s and wall time per run. ``--into FILE`` also writes the table into FILE between the lines
+``<!-- scores:NAME -->`` and ``<!-- /scores:NAME -->`` (NAME = the --out folder's name), replacing what was
+there, or appends it with those markers.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
+import os
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+SUITE_KINDS = ("random", "medium", "expert", "medium-expert", "medium-replay")
+PEER_ALGOS = ("iql", "td3bc")
+CONFIGS = Path(__file__).resolve().parent / "configs"
+FAMILIES = {"hopper": "mujoco", "halfcheetah": "mujoco", "walker2d": "mujoco", "ant": "mujoco"}
+FINAL_EVAL_SEED = 100_000
+SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One training run of the benchmark."""
+
+    dataset: str  # path or built-in name
+    name: str  # the dataset's short name: its folder under --out
+    task: str
+    algo: str
+    seed: int
+    library: str = "offrl"  # or "d3rlpy"
+
+    @property
+    def label(self) -> str:
+        prefix = "d3rlpy-" if self.library == "d3rlpy" else ""
+        return f"{self.name}/{prefix}{self.algo}-s{self.seed}"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", help="dataset file/directory or built-in name (required unless --quick)")
-    parser.add_argument("--task", default="")
+    parser.add_argument("--datasets", "--dataset", dest="datasets", help="comma-separated datasets")
+    parser.add_argument("--suite", help="comma-separated task families, e.g. hopper (files from --data-dir)")
+    parser.add_argument("--data-dir", default="data/suite", help="where --suite finds its files")
+    parser.add_argument("--task", default="", help="evaluation task (default: the suite family / the dataset's)")
     parser.add_argument("--algos", default="bc,td3bc,iql")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=200_000)
@@ -41,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--final-episodes", type=int, default=100, help="episodes of the final re-evaluation")
     parser.add_argument("--checkpoint-interval", type=int, default=10_000, help="so an interrupted run loses little")
     parser.add_argument("--out", help="folder for run directories and results.json (--quick: runs/scores-quick)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, one process per core (default 1)")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -48,104 +92,176 @@ def main(argv: list[str] | None = None) -> None:
         "download), 1 seed, 5000 updates, 20 final episodes",
     )
     parser.add_argument("--table-only", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--into", help="also write the table into this Markdown file (e.g. BENCHMARKS.md)")
     parser.add_argument(
         "--peer",
         action="store_true",
         help="also run d3rlpy's IQL and TD3+BC (those of --algos it has) on the same data, steps and seeds, in "
-        "this process, and add their rows (needs the bench extra; results cached as d3rlpy-ALGO-sSEED.json)",
+        "this invocation, and add their rows (needs the bench extra)",
     )
+    parser.add_argument("--unit", help=argparse.SUPPRESS)  # internal: one run, as JSON (a --jobs worker)
     args = parser.parse_args(argv)
     if args.quick:
-        args.dataset, args.task = args.dataset or "pendulum-mixed", args.task or "pendulum"
+        args.datasets, args.task = args.datasets or "pendulum-mixed", args.task or "pendulum"
         args.seeds, args.steps, args.eval_interval, args.final_episodes = "0", 5000, 2500, 20
         args.checkpoint_interval = 2500
         args.out = args.out or "runs/scores-quick"
-    if not args.dataset or not args.out:
-        parser.error("--dataset and --out are required (or use --quick)")
-
-    from offrl.train import TrainConfig, resume, train
+    if args.unit:
+        run_unit(Unit(**json.loads(args.unit)), args)
+        return
+    if not (args.datasets or args.suite) or not args.out:
+        parser.error("--datasets (or --suite) and --out are required (or use --quick)")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     algos = args.algos.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    datasets = dataset_list(args)
+    units = [
+        Unit(path, name, task, algo, seed, library)
+        for seed in seeds
+        for path, name, task in datasets
+        for algo in algos
+        for library in (("offrl", "d3rlpy") if args.peer and algo in PEER_ALGOS else ("offrl",))
+    ]
     if not args.table_only:
-        for algo in algos:
-            for seed in seeds:
-                run_dir = out / f"{algo}-s{seed}"
-                if _finished(run_dir, args.steps):
-                    continue
-                if (run_dir / "config.json").exists():
-                    resume(run_dir, steps=args.steps, progress=False)
-                else:
-                    algo_config, config_file = paper_config(algo, args.task)
-                    print(f"{run_dir.name}: settings from {config_file}", flush=True)
-                    train(
-                        TrainConfig(
-                            algo=algo,
-                            dataset=args.dataset,
-                            task=args.task,
-                            steps=args.steps,
-                            seed=seed,
-                            eval_interval=args.eval_interval,
-                            eval_episodes=args.eval_episodes,
-                            checkpoint_interval=args.checkpoint_interval,
-                            output_dir=str(out),
-                            run_name=run_dir.name,
-                            progress=False,
-                        ),
-                        algo_config,
-                    )
-                summary = json.loads((run_dir / "summary.json").read_text())
-                print(
-                    f"{run_dir.name}: normalised {summary['eval/normalized_score']:.1f} "
-                    f"(behaviour {summary['behaviour_normalized_score']:.1f}), "
-                    f"{summary['updates_per_second']:.0f} updates/s",
-                    flush=True,
+        if args.peer and not _has_d3rlpy():
+            print("d3rlpy is not installed (pip install 'offrl[bench]'): no peer rows", flush=True)
+            units = [u for u in units if u.library == "offrl"]
+        todo = [u for u in units if not finished(u, out, args.steps)]
+        print(f"{len(units) - len(todo)} of {len(units)} runs already finished; {len(todo)} to run", flush=True)
+        if args.jobs > 1:
+            run_in_processes(todo, args, argv if argv is not None else sys.argv[1:])
+        else:
+            for unit in todo:
+                run_unit(unit, args)
+    text = table(out, datasets, algos, seeds, args.steps, args.final_episodes, args.eval_episodes)
+    print(text)
+    if args.into:
+        write_into(Path(args.into), out.name, text)
+
+
+def dataset_list(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(path or name, short name, task) of every dataset asked for."""
+    found = []
+    if args.datasets:
+        for item in args.datasets.split(","):
+            path = Path(item)
+            name = path.stem if path.suffix else path.name
+            found.append((item, name, args.task))
+    for family in args.suite.split(",") if args.suite else []:
+        for kind in SUITE_KINDS:
+            path = Path(args.data_dir) / f"{family}-{kind}.hdf5"
+            if path.exists():
+                found.append((str(path), path.stem, args.task or family))
+            else:
+                print(f"{path} is missing (make it with benchmarks/make_suite.py): skipped", flush=True)
+    return found
+
+
+def finished(unit: Unit, out: Path, steps: int) -> bool:
+    if unit.library == "d3rlpy":
+        path = out / unit.name / f"d3rlpy-{unit.algo}-s{unit.seed}.json"
+        return path.exists() and json.loads(path.read_text())["steps"] >= steps
+    run_dir = out / unit.name / f"{unit.algo}-s{unit.seed}"
+    summary = run_dir / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["step"] >= steps
+
+
+def run_unit(unit: Unit, args: argparse.Namespace) -> None:
+    """Train (or resume) one run, then re-evaluate its final checkpoint on --final-episodes episodes."""
+    out = Path(args.out) / unit.name
+    out.mkdir(parents=True, exist_ok=True)
+    if unit.library == "d3rlpy":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from peer_d3rlpy import train_and_evaluate
+
+        record = train_and_evaluate(
+            unit.algo,
+            unit.dataset,
+            unit.task,
+            args.steps,
+            unit.seed,
+            args.eval_interval,
+            args.eval_episodes,
+            args.final_episodes,
+        )
+        (out / f"d3rlpy-{unit.algo}-s{unit.seed}.json").write_text(json.dumps(record, indent=2))
+        print(f"{unit.label}: normalised {record['final_score']:.1f}", flush=True)
+        return
+    from offrl.train import TrainConfig, resume, train
+
+    run_dir = out / f"{unit.algo}-s{unit.seed}"
+    if (run_dir / "config.json").exists():
+        resume(run_dir, steps=args.steps, progress=False)
+    else:
+        algo_config, config_file = paper_config(unit.algo, unit.task)
+        print(f"{unit.label}: settings from {config_file}", flush=True)
+        config = TrainConfig(
+            algo=unit.algo,
+            dataset=unit.dataset,
+            task=unit.task,
+            steps=args.steps,
+            seed=unit.seed,
+            eval_interval=args.eval_interval,
+            eval_episodes=args.eval_episodes,
+            checkpoint_interval=args.checkpoint_interval,
+            output_dir=str(out),
+            run_name=run_dir.name,
+            progress=False,
+        )
+        train(config, algo_config)
+    if args.final_episodes:
+        final_evaluation(run_dir, args.final_episodes)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    print(
+        f"{unit.label}: normalised {summary['eval/normalized_score']:.1f} "
+        f"(behaviour {summary['behaviour_normalized_score']:.1f}), "
+        f"{summary['updates_per_second']:.0f} updates/s",
+        flush=True,
+    )
+
+
+def run_in_processes(units: list[Unit], args: argparse.Namespace, argv: list[str]) -> None:
+    """Run the units ``args.jobs`` at a time, each in a child process pinned to its own core."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    slots: dict[int, tuple[subprocess.Popen, Unit] | None] = {i: None for i in range(args.jobs)}
+    pending, failed = list(units), []
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", SINGLE_THREAD_XLA), "OMP_NUM_THREADS": "1"}
+    base = [a for a in argv if a not in ("--peer", "--table-only")]
+    base = [a for i, a in enumerate(base) if not (a == "--jobs" or (i and base[i - 1] == "--jobs"))]
+    base = [a for a in base if not a.startswith("--jobs=")]
+    while pending or any(slots.values()):
+        for slot, running in slots.items():
+            if running is not None and running[0].poll() is not None:
+                if running[0].returncode:
+                    failed.append(running[1].label)
+                    print(f"{running[1].label}: failed (exit {running[0].returncode})", flush=True)
+                slots[slot] = running = None
+            if running is None and pending:
+                unit = pending.pop(0)
+                core = cores[slot % len(cores)]
+                command = [sys.executable, __file__, *base, "--unit", json.dumps(dataclasses.asdict(unit))]
+                process = subprocess.Popen(
+                    command, env=env, preexec_fn=(lambda c=core: os.sched_setaffinity(0, {c})) if cores else None
                 )
-        if args.peer:
-            run_peers(args, out, algos, seeds)
-    table(out, algos, seeds, args.steps, args.final_episodes)
+                slots[slot] = (process, unit)
+                print(f"{unit.label}: started on core {core}", flush=True)
+        time.sleep(1.0)
+    if failed:
+        print(f"{len(failed)} runs failed: {', '.join(failed)}; run the same command again to retry", flush=True)
 
 
-PEER_ALGOS = ("iql", "td3bc")
-
-
-def run_peers(args: argparse.Namespace, out: Path, algos: list[str], seeds: list[int]) -> None:
+def _has_d3rlpy() -> bool:
     try:
         import d3rlpy  # noqa: F401
     except ImportError:
-        print("d3rlpy is not installed (pip install 'offrl[bench]'): no peer rows", flush=True)
-        return
-    from peer_d3rlpy import train_and_evaluate
-
-    for algo in (a for a in algos if a in PEER_ALGOS):
-        for seed in seeds:
-            path = out / f"d3rlpy-{algo}-s{seed}.json"
-            if path.exists() and json.loads(path.read_text())["steps"] >= args.steps:
-                continue
-            record = train_and_evaluate(
-                algo,
-                args.dataset,
-                args.task,
-                args.steps,
-                seed,
-                args.eval_interval,
-                args.eval_episodes,
-                args.final_episodes,
-            )
-            path.write_text(json.dumps(record, indent=2))
-            print(f"d3rlpy {algo} s{seed}: normalised {record['final_score']:.1f}", flush=True)
-
-
-CONFIGS = Path(__file__).resolve().parent / "configs"
-FAMILIES = {"hopper": "mujoco", "halfcheetah": "mujoco", "walker2d": "mujoco", "ant": "mujoco"}
+        return False
+    return True
 
 
 def paper_config(algo_name: str, task: str):
     """The algorithm's settings for the task's family from ``benchmarks/configs/ALGO-FAMILY.json``."""
-    import dataclasses
-
     from offrl.algos import get_algorithm
 
     family = FAMILIES.get(task.lower(), "classic")
@@ -160,14 +276,6 @@ def paper_config(algo_name: str, task: str):
         raise ValueError(f"{path} sets unknown {algo_name} options {unknown}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return algo.config_class(**values), str(path.relative_to(CONFIGS.parent.parent))
-
-
-def _finished(run_dir: Path, steps: int) -> bool:
-    path = run_dir / "summary.json"
-    return path.exists() and json.loads(path.read_text())["step"] >= steps
-
-
-FINAL_EVAL_SEED = 100_000
 
 
 def final_evaluation(run_dir: Path, episodes: int) -> dict:
@@ -194,63 +302,112 @@ def _best_evaluation(run_dir: Path) -> float:
 
 
 def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.1f} +- {spread:.1f}"
 
 
-def table(out: Path, algos: list[str], seeds: list[int], steps: int, final_episodes: int = 100) -> None:
-    """Print the Markdown table of every finished run and write ``results.json`` beside the runs."""
-    results = {}
-    for algo in algos:
-        for seed in seeds:
-            run_dir = out / f"{algo}-s{seed}"
-            if _finished(run_dir, steps):
+def _minutes(values: list[float]) -> str:
+    return f"{statistics.mean(values) / 60:.1f}" if values else "-"
+
+
+def table(
+    out: Path,
+    datasets: list[tuple[str, str, str]],
+    algos: list[str],
+    seeds: list[int],
+    steps: int,
+    episodes: int,
+    eval_episodes: int = 10,
+) -> str:
+    """The Markdown table of every finished run (offrl and d3rlpy); also writes ``results.json`` under ``out``."""
+    results: dict[str, dict] = {}
+    big = f"final, {episodes} episodes"
+    lines = [
+        f"Normalised score after {steps} updates, mean +- std over seeds.",
+        "",
+        f"| dataset (data's score) | algorithm | seeds | final, {eval_episodes} episodes | best during training | {big} | "
+        f"{big}, per seed | updates/s | minutes per run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, name, _ in datasets:
+        behaviour = None
+        for algo in algos:
+            rows = []
+            for seed in seeds:
+                run_dir = out / name / f"{algo}-s{seed}"
+                if not finished(Unit("", name, "", algo, seed), out, steps):
+                    continue
                 summary = json.loads((run_dir / "summary.json").read_text())
-                final = final_evaluation(run_dir, final_episodes) if final_episodes else None
-                results[run_dir.name] = {
+                final = final_evaluation(run_dir, episodes) if episodes else None
+                behaviour = summary["behaviour_normalized_score"]
+                row = {
+                    "dataset": name,
                     "algo": algo,
                     "seed": seed,
                     **summary,
                     "best/normalized_score": _best_evaluation(run_dir),
-                    **({f"final{final_episodes}/normalized_score": final["eval/normalized_score"]} if final else {}),
+                    "final_many/normalized_score": final["eval/normalized_score"] if final else None,
                 }
+                results[f"{name}/{algo}-s{seed}"] = row
+                rows.append(row)
+            peers = []
+            for seed in seeds:
+                path = out / name / f"d3rlpy-{algo}-s{seed}.json"
+                if finished(Unit("", name, "", algo, seed, "d3rlpy"), out, steps):
+                    peers.append(json.loads(path.read_text()))
+            cells = []
+            if rows:
+                many = [r["final_many/normalized_score"] for r in rows if r["final_many/normalized_score"] is not None]
+                walls = [r["wall_seconds"] for r in rows if "wall_seconds" in r]
+                cells.append(
+                    [
+                        algo,
+                        str(len(rows)),
+                        _mean_std([r["eval/normalized_score"] for r in rows]),
+                        _mean_std([r["best/normalized_score"] for r in rows]),
+                        _mean_std(many),
+                        ", ".join(f"{v:.1f}" for v in many),
+                        f"{statistics.mean(r['updates_per_second'] for r in rows):.0f}",
+                        _minutes(walls),
+                    ]
+                )
+            if peers:
+                many = [p["final_100"] for p in peers]
+                cells.append(
+                    [
+                        f"d3rlpy {algo}",
+                        str(len(peers)),
+                        _mean_std([p["final_score"] for p in peers]),
+                        _mean_std([max(point["normalized_score"] for point in p["curve"]) for p in peers]),
+                        _mean_std(many),
+                        ", ".join(f"{v:.1f}" for v in many),
+                        f"{statistics.mean(p['updates_per_second'] for p in peers):.0f}",
+                        _minutes([p["wall_seconds"] for p in peers if "wall_seconds" in p]),
+                    ]
+                )
+                for p in peers:
+                    results[f"{name}/d3rlpy-{algo}-s{p['seed']}"] = {"dataset": name, **p}
+            for row in cells:
+                label = f"{name} ({behaviour:.1f})" if behaviour is not None else name
+                lines.append("| " + " | ".join([label, *row]) + " |")
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\nNormalised score after {steps} updates, mean +- std over seeds.\n")
-    big = f"final, {final_episodes} episodes"
-    print(f"| algorithm | seeds | final, 10 episodes | best during training | {big} | {big}, per seed | updates/s |")
-    print("|---|---|---|---|---|---|---|")
-    for algo in algos:
-        rows = [r for r in results.values() if r["algo"] == algo]
-        if not rows:
-            continue
-        final = [r["eval/normalized_score"] for r in rows]
-        best = [r["best/normalized_score"] for r in rows]
-        key = f"final{final_episodes}/normalized_score"
-        many = [r[key] for r in rows if key in r]
-        per_seed = ", ".join(f"{v:.1f}" for v in many)
-        speed = statistics.mean(r["updates_per_second"] for r in rows)
-        many_cell = _mean_std(many) if many else "-"
-        cells = [algo, str(len(rows)), _mean_std(final), _mean_std(best), many_cell, per_seed, f"{speed:.0f}"]
-        print("| " + " | ".join(cells) + " |")
-    for algo in algos:
-        peers = [json.loads(p.read_text()) for p in sorted(out.glob(f"d3rlpy-{algo}-s*.json"))]
-        peers = [p for p in peers if p["steps"] >= steps and p["seed"] in seeds]
-        if not peers:
-            continue
-        final = [p["final_score"] for p in peers]
-        best = [max(point["normalized_score"] for point in p["curve"]) for p in peers]
-        many = [p["final_100"] for p in peers]
-        speed = statistics.mean(p["updates_per_second"] for p in peers)
-        cells = [
-            f"d3rlpy {algo}",
-            str(len(peers)),
-            _mean_std(final),
-            _mean_std(best),
-            _mean_std(many),
-            ", ".join(f"{v:.1f}" for v in many),
-            f"{speed:.0f}",
-        ]
-        print("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_into(path: Path, name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- scores:NAME -->`` and ``<!-- /scores:NAME -->`` in ``path`` (append if absent)."""
+    begin, end = f"<!-- scores:{name} -->", f"<!-- /scores:{name} -->"
+    content = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{text}\n{end}"
+    if begin in content and end in content:
+        head, rest = content.split(begin, 1)
+        content = head + block + rest.split(end, 1)[1]
+    else:
+        content = content.rstrip("\n") + ("\n\n" if content else "") + block + "\n"
+    path.write_text(content)
+    print(f"table written into {path} ({begin})", flush=True)
 
 
 if __name__ == "__main__":

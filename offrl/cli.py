@@ -61,12 +61,13 @@ def _add_dataclass_options(group: argparse._ArgumentGroup, cls: type, skip: tupl
                 help=f"{help_text} (default: {','.join(map(str, default))})",
             )
         else:
+            kind = f.metadata.get("type", type(default))  # "type" in the metadata: options whose default is None
             group.add_argument(
                 _flag(f.name),
                 dest=f.name,
-                type=type(default),
+                type=kind,
                 default=argparse.SUPPRESS,
-                metavar=type(default).__name__.upper(),
+                metavar=kind.__name__.upper(),
                 help=f"{help_text} (default: {default})",
             )
 
@@ -396,11 +397,16 @@ def cmd_dataset(argv: list[str]) -> int:
         ".hdf5 gets the D4RL layout (with infos/qpos and infos/qvel for MuJoCo tasks); anything else becomes a "
         "Minari dataset directory. Provenance (policy, its sha256, noise, seed, offrl version) is recorded in the "
         "file. Examples: `offrl dataset make --task hopper --policy random --transitions 50000 random.hdf5`; "
-        "`offrl dataset make --task hopper --policy ../shared/experts/sac_hopper.npz --stochastic medium.hdf5`.",
+        "`offrl dataset make --task hopper --policy ../shared/experts/sac_hopper.npz --stochastic medium.hdf5`. "
+        "With --replay RUN_DIR instead of --policy, the replay buffer of an offrl online run becomes the dataset "
+        "(D4RL's medium-replay: `offrl train-online --algo sac --task hopper --stop-return 1100 ...`, then "
+        "`offrl dataset make --replay RUN_DIR medium-replay.hdf5`).",
     )
     make.add_argument("destination", help="output: a .hdf5 file (D4RL layout) or a directory (Minari)")
-    make.add_argument("--task", required=True, help="task to run (offrl name or Gymnasium id)")
-    make.add_argument("--policy", required=True, help="random | an actor .npz | an offrl run directory or checkpoint")
+    make.add_argument("--task", help="task to run (offrl name or Gymnasium id); with --replay: the run's")
+    source = make.add_mutually_exclusive_group(required=True)
+    source.add_argument("--policy", help="random | an actor .npz | an offrl run directory or checkpoint")
+    source.add_argument("--replay", help="an offrl online run directory or checkpoint: its replay buffer is the data")
     make.add_argument("--stochastic", action="store_true", help="sample from the policy instead of its mean")
     make.add_argument("--transitions", type=int, default=100_000, help="number of transitions (default 100000)")
     make.add_argument("--seed", type=int, default=0, help="seed of episode resets and action sampling")
@@ -474,15 +480,17 @@ def cmd_dataset(argv: list[str]) -> int:
 
 def _dataset_make(args: argparse.Namespace) -> int:
     from offrl.data import collect as c
-    from offrl.data.formats.d4rl import save_d4rl_hdf5
-    from offrl.data.formats.minari import save_minari
     from offrl.data.loaders import file_sha256
     from offrl.envs import get_task
 
-    task = get_task(args.task)
     destination = Path(args.destination)
     if destination.exists() and not args.overwrite:
         raise FileExistsError(f"{destination} exists; pass --overwrite to replace it")
+    if args.replay:
+        return _dataset_from_replay(args, destination)
+    if not args.task:
+        raise SystemExit("offrl dataset make: --task is required with --policy")
+    task = get_task(args.task)
     if args.policy == "random":
         policy, kind, digest = c.uniform_policy(task, args.seed), "uniform random", None
     elif args.policy.endswith(".npz"):
@@ -508,6 +516,15 @@ def _dataset_make(args: argparse.Namespace) -> int:
         ref_max_score=task.ref_expert,
         created=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
+    _write_made_dataset(dataset, destination, task, attrs, args)
+    print(f"collected in {seconds:.0f} s")
+    return 0
+
+
+def _write_made_dataset(dataset: Any, destination: Path, task: Any, attrs: dict[str, Any], args: Any) -> None:
+    from offrl.data.formats.d4rl import save_d4rl_hdf5
+    from offrl.data.formats.minari import save_minari
+
     if destination.suffix in (".hdf5", ".h5"):
         save_d4rl_hdf5(dataset, destination, attrs, overwrite=args.overwrite)
     else:
@@ -515,9 +532,28 @@ def _dataset_make(args: argparse.Namespace) -> int:
         save_minari(dataset, destination, dataset_id, attrs, overwrite=args.overwrite)
     returns = dataset.episode_returns()
     print(
-        f"wrote {destination}: {dataset.size} transitions, {dataset.num_episodes} episodes in {seconds:.0f} s; "
+        f"wrote {destination}: {dataset.size} transitions, {dataset.num_episodes} episodes; "
         f"mean return {returns.mean():.1f} (normalised {float(task.normalized_score(returns.mean())):.1f})"
     )
+
+
+def _dataset_from_replay(args: argparse.Namespace, destination: Path) -> int:
+    from offrl.data import collect as c
+    from offrl.envs import get_task
+    from offrl.train.online import replay_dataset
+
+    dataset = replay_dataset(args.replay)
+    task = get_task(args.task or dataset.metadata["task"])
+    attrs = c.describe(
+        "replay buffer of an offrl online run",
+        policy=args.replay,
+        env_steps=dataset.metadata["env_steps"],
+        env_id=task.env_id,
+        ref_min_score=task.ref_random,
+        ref_max_score=task.ref_expert,
+        created=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    _write_made_dataset(dataset, destination, task, attrs, args)
     return 0
 
 

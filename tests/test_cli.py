@@ -142,6 +142,25 @@ def test_train_online_then_resume_and_evaluate(tmp_path, capsys):
     assert "supports sac, td3" in capsys.readouterr().err
 
 
+def test_medium_replay_recipe_stop_at_a_return_then_export_the_buffer(tmp_path, capsys):
+    from offrl.data import load_dataset
+
+    common = ["--task", "pendulum", "--warmup-steps", "100", "--batch-size", "32", "--hidden-dims", "32,32"]
+    out = ["--output-dir", str(tmp_path), "--run-name", "on", "--eval-episodes", "1", "--no-progress"]
+    stop = ["--eval-interval", "200", "--stop-return", "-100000"]
+    assert main(["train-online", "--algo", "sac", "--steps", "1000", *stop, *common, *out]) == 0
+    assert "200 environment steps" in capsys.readouterr().out
+    assert main(["dataset", "make", "--replay", str(tmp_path / "on"), str(tmp_path / "replay.hdf5")]) == 0
+    assert "200 transitions, 1 episodes" in capsys.readouterr().out
+    ds = load_dataset(tmp_path / "replay.hdf5")
+    assert ds.size == 200 and ds.timeouts[-1] and ds.metadata["env_steps"] == 200
+    assert ds.metadata["behavior"] == "replay buffer of an offrl online run"
+    assert main(["dataset", "make", "--replay", str(tmp_path / "none"), str(tmp_path / "x.hdf5")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["dataset", "make", "--replay", str(tmp_path), str(tmp_path / "x.hdf5")]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+
+
 def test_dataset_make_from_an_actor_npz_and_random(tmp_path, capsys):
     from offrl.data import load_dataset
     from tests.data.test_collect import tiny_actor

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,7 @@ def _execute(
     loggers: list[Logger] | None,
     stop_after: int | None,
 ) -> RunResult:
+    began = time.perf_counter()
     dataset = source.dataset
     task = dataset_task(dataset, config.task)
     if task is not None:
@@ -422,6 +424,7 @@ def _execute(
         "behaviour_normalized_score": behaviour,
         **({k: v for k, v in last_eval.summary().items()} if last_eval else {}),
         "task": task.name if task else None,
+        "wall_seconds": time.perf_counter() - began,  # of this invocation (a resumed run: the resumed part)
     }
     atomic_write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, step, agent, last_eval, behaviour, loop.updates_per_second, loop.compile_seconds)

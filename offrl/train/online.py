@@ -34,6 +34,7 @@ import numpy as np
 import offrl
 from offrl.algos import get_algorithm
 from offrl.algos.base import Algorithm, Spec
+from offrl.data.dataset import Dataset
 from offrl.data.transforms import Transforms
 from offrl.envs.evaluation import EvaluationResult
 from offrl.envs.registry import Task, get_task
@@ -83,6 +84,14 @@ class OnlineConfig:
     output_dir: str = dataclasses.field(default="runs", metadata={"help": "parent folder of run directories"})
     run_name: str = dataclasses.field(default="", metadata={"help": "run directory name; default algo-task-seed"})
     progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
+    stop_return: float | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "end the run at the first evaluation whose mean return reaches this (e.g. a D4RL-style medium "
+            "policy and its replay buffer); default: run all steps",
+            "type": float,
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.algo not in ONLINE_ALGORITHMS:
@@ -172,12 +181,14 @@ class Environments:
         next_obs = np.empty_like(obs)
         rewards = np.empty(len(self.envs), np.float32)
         terminals = np.zeros(len(self.envs), np.float32)
+        timeouts = np.zeros(len(self.envs), np.float32)
         finished = []
         for i, env in enumerate(self.envs):
             o, r, terminated, truncated, _ = env.step(actions[i])
             next_obs[i] = o
             rewards[i] = r
             terminals[i] = float(terminated)
+            timeouts[i] = float(truncated and not terminated)
             self.returns[i] += float(r)
             self.lengths[i] += 1
             self.obs[i] = np.asarray(o, np.float32)
@@ -188,6 +199,7 @@ class Environments:
             "observations": obs,
             "rewards": rewards,
             "terminals": terminals,
+            "timeouts": timeouts,
             "next_observations": next_obs,
         }
         return rows, finished
@@ -351,6 +363,7 @@ def _execute(
     envs.reset_all()
     n = config.num_envs
     checkpoint_interval = config.checkpoint_interval or config.eval_interval or config.steps
+    cut_episodes = jax.jit(replay.cut_episodes, static_argnums=1, donate_argnums=0)
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
     key, actions = choose_actions(algo, agent, key, envs.observations(), step < config.warmup_steps)
 
@@ -371,9 +384,10 @@ def _execute(
         return result
 
     last_eval: EvaluationResult | None = None
+    stopped = False
     window: dict[str, float] = {}
     window_calls, episodes = 0, []
-    window_start = time.perf_counter()
+    window_start = run_start = time.perf_counter()
     total_updates, update_seconds, env_seconds = 0, 0.0, 0.0
     try:
         while step < end:
@@ -420,7 +434,10 @@ def _execute(
                 window_start = time.perf_counter()
             if config.eval_interval and step % config.eval_interval == 0:
                 last_eval = run_evaluation(step)
+                if config.stop_return is not None and last_eval.summary()["eval/return_mean"] >= config.stop_return:
+                    end, stopped = step, True
             if step % checkpoint_interval == 0 or step == end:
+                buffer = cut_episodes(buffer, n)  # the running episodes end here (as timeouts)
                 save(step)
                 envs.reset_all()  # the checkpoint cuts the running episodes (see the module docstring)
                 key, actions = choose_actions(algo, agent, key, envs.observations(), step < config.warmup_steps)
@@ -440,6 +457,57 @@ def _execute(
         "env_steps_per_second_env_only": env_steps_per_second,
         **last_eval.summary(),
         "task": task.name,
+        "stopped_at_return": stopped,
+        "wall_seconds": time.perf_counter() - run_start,
     }
     atomic_write_json(run_dir / "summary.json", summary)
     return OnlineResult(run_dir, step, agent, last_eval, updates_per_second, env_steps_per_second)
+
+
+def replay_dataset(path: str | Path) -> Dataset:
+    """The replay buffer of an online run (its newest checkpoint, or the checkpoint file given) as a dataset.
+
+    Episodes come out contiguous (each environment's rows together, oldest first, see :func:`replay.export`),
+    actions in the task's own bounds, ``terminals`` and ``timeouts`` as logged. This is how D4RL made its
+    "medium-replay" datasets: the buffer of a SAC run stopped at the medium policy's return (``--stop-return``).
+    """
+    from offrl.data.dataset import ActionSpace
+    from offrl.train.checkpoint import list_checkpoints, read_metadata
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; give an online run directory or one of its checkpoints")
+    if path.is_dir():
+        candidates = list_checkpoints(path / "checkpoints")
+        if not candidates:
+            raise FileNotFoundError(f"no checkpoint found in {path / 'checkpoints'}")
+        path = candidates[-1]
+    meta = read_metadata(path)
+    if meta.get("kind") != "online":
+        raise ValueError(f"{path} is not a checkpoint of an online run: it has no replay buffer")
+    config = _config_from_json(OnlineConfig, meta["train"])
+    spec = Spec.from_json(meta["spec"])
+    transforms = Transforms.from_json(meta["transforms"])
+    template = replay.create(config.capacity, spec.observation_shape, spec.action_dim)
+    buffer, _ = load_checkpoint(path, template, part="buffer")
+    env_steps = int(meta["step"])
+    rows = replay.export(buffer, env_steps, config.num_envs)
+    if not len(rows["rewards"]):
+        raise ValueError(f"the replay buffer in {path} is empty")
+    actions = np.asarray(transforms.denormalize_actions(rows["actions"]), np.float32)
+    low, high = np.asarray(transforms.action_low), np.asarray(transforms.action_high)
+    return Dataset(
+        observations=rows["observations"].astype(np.float32),
+        actions=actions,
+        rewards=rows["rewards"].astype(np.float32),
+        terminals=rows["terminals"] > 0,
+        timeouts=rows["timeouts"] > 0,
+        next_observations=rows["next_observations"].astype(np.float32),
+        action_space=ActionSpace.box(low, high, (spec.action_dim,)),
+        metadata={
+            "env_id": meta["env_id"],
+            "task": meta["task"],
+            "source": f"replay buffer of the online {meta['algo']} run, checkpoint {path}",
+            "env_steps": env_steps,
+        },
+    )

@@ -3,6 +3,10 @@
 Adding and sampling are pure functions, so they run inside jitted code (the online trainer adds a step's
 transitions and runs its updates in one call). The buffer is a ring: once full, the oldest rows are overwritten.
 Checkpoints store it like any other pytree, so a resumed online run continues with exactly the same data.
+
+Rows keep the episode structure: ``terminals`` (the environment ended: no bootstrap) and ``timeouts`` (the episode
+was cut: time limit, a checkpoint, the end of the run), so :func:`export` can turn a buffer back into logged
+episodes (D4RL's "medium-replay" datasets are exactly that: the replay buffer of a SAC run).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from flax import struct
 
 from offrl.algos.base import Batch
 
-#: The columns a transition has, as the algorithms' ``update`` expects them (terminals as float 0/1).
-COLUMNS = ("observations", "actions", "rewards", "terminals", "next_observations")
+#: The columns a transition has, as the algorithms' ``update`` expects them (terminals and timeouts as float 0/1).
+COLUMNS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
 
 
 class ReplayBuffer(struct.PyTreeNode):
@@ -37,6 +41,7 @@ def column_shapes(observation_shape: tuple[int, ...], action_dim: int) -> dict[s
         "actions": (action_dim,),
         "rewards": (),
         "terminals": (),
+        "timeouts": (),
         "next_observations": tuple(observation_shape),
     }
 
@@ -102,3 +107,37 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Batch:
     """Uniformly sample ``batch_size`` filled rows (with replacement)."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return {name: column[index] for name, column in buffer.data.items()}
+
+
+def cut_episodes(buffer: ReplayBuffer, rows: int) -> ReplayBuffer:
+    """Mark the newest ``rows`` rows as timeouts unless they are terminal: their episodes end there (a checkpoint
+    or the end of a run cuts the running episodes)."""
+    capacity = buffer.data["rewards"].shape[0]
+    index = (buffer.position - 1 - jnp.arange(min(rows, capacity))) % capacity
+    filled = jnp.arange(min(rows, capacity)) < buffer.size
+    timeouts = buffer.data["timeouts"]
+    cut = jnp.where(filled & (buffer.data["terminals"][index] == 0), 1.0, timeouts[index])
+    return buffer.replace(data={**buffer.data, "timeouts": timeouts.at[index].set(cut)})
+
+
+def export(buffer: ReplayBuffer, rows_added: int, num_streams: int = 1) -> dict[str, np.ndarray]:
+    """The buffer's rows as host arrays in logging order, so that every episode is a contiguous run of rows.
+
+    ``rows_added`` is how many rows were ever added (the online run's environment step), ``num_streams`` how many
+    environments were stepped together: their rows are interleaved in the buffer (one row per environment per
+    step) and come out one environment after another, each oldest first. Once the ring has wrapped, the oldest
+    episode of each environment starts in its middle. The last row of each environment ends an episode
+    (a timeout, unless terminal).
+    """
+    size, capacity = int(buffer.size), buffer.capacity
+    if rows_added < size:
+        raise ValueError(f"rows_added ({rows_added}) is smaller than the buffer's fill ({size})")
+    data = {name: np.asarray(column) for name, column in jax.device_get(buffer.data).items()}
+    oldest_first = np.arange(size) if size < capacity else (int(buffer.position) + np.arange(capacity)) % capacity
+    stream = (rows_added - size + np.arange(size)) % num_streams
+    order = np.concatenate([oldest_first[stream == k] for k in range(num_streams)])
+    out = {name: column[order] for name, column in data.items()}
+    ends = np.cumsum([int(np.sum(stream == k)) for k in range(num_streams)]) - 1
+    ends = ends[ends >= 0]
+    out["timeouts"][ends] = np.where(out["terminals"][ends] > 0, out["timeouts"][ends], 1.0)
+    return out

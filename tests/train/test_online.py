@@ -10,9 +10,10 @@ import pytest
 
 from offrl.algos.sac import SACConfig
 from offrl.algos.td3 import TD3Config
+from offrl.data.dataset import next_observation_mismatches
 from offrl.train import load_policy
 from offrl.train.checkpoint import list_checkpoints
-from offrl.train.online import Environments, OnlineConfig, resume_online, train_online
+from offrl.train.online import Environments, OnlineConfig, replay_dataset, resume_online, train_online
 from tests.conftest import leaves_equal
 
 SMALL = {"sac": SACConfig(hidden_dims=(32, 32)), "td3": TD3Config(hidden_dims=(32, 32))}
@@ -92,15 +93,41 @@ class _Task:
 def test_terminated_is_stored_as_terminal_truncated_is_not_and_next_obs_is_the_final_one():
     envs = Environments(_Task(), 1, seed=0, episodes_started=0)  # reset seeds 0, 1, 2, ...: even, odd, even
     envs.reset_all()
-    stored = []
+    stored, timeouts = [], []
     for _ in range(8):
         rows, finished = envs.step(np.zeros((1, 1), np.float32))
         stored.append((float(rows["next_observations"][0, 0]), float(rows["terminals"][0]), finished))
+        timeouts.append(float(rows["timeouts"][0]))
     # episode 0 (even seed): truncated at step 5 -> not terminal, next obs 5 (not the reset obs 0)
     assert stored[4][:2] == (5.0, 0.0) and stored[4][2] == [(5.0, 5)]
     # episode 1 (odd seed): terminates at its 3rd step -> terminal, next obs 3
     assert stored[7][:2] == (3.0, 1.0) and stored[7][2] == [(3.0, 3)]
     assert all(s[1] == 0.0 for i, s in enumerate(stored) if i != 7)
+    assert timeouts == [0, 0, 0, 0, 1, 0, 0, 0]  # the truncation is kept as a timeout (episode boundary)
+
+
+def test_the_replay_buffer_exports_as_a_dataset_of_whole_episodes(tmp_path):
+    """2 envs, checkpoints every 200 steps (each cuts the running episodes): the exported buffer is the logged
+    data, one environment after the other, every episode contiguous, ending in a timeout at cuts and time limits."""
+    train_online(quick(tmp_path, run_name="r", num_envs=2, steps=1000), SMALL["sac"])
+    dataset = replay_dataset(tmp_path / "r")
+    assert dataset.size == 1000 and dataset.metadata["env_steps"] == 1000
+    assert next_observation_mismatches(dataset) == 0  # s' of one row is s of the next inside every episode
+    assert not dataset.terminals.any()  # pendulum never terminates
+    ends = np.flatnonzero(dataset.timeouts)
+    # per env 500 steps, cut at 100, 200, ..., 500 (checkpoint every 200 env steps = 100 per env)
+    np.testing.assert_array_equal(ends, np.r_[np.arange(99, 500, 100), 500 + np.arange(99, 500, 100)])
+    assert np.abs(dataset.actions).max() <= 2.0 and np.abs(dataset.actions).max() > 1.0  # the task's own bounds
+
+
+def test_stop_return_ends_the_run_at_the_first_evaluation_that_reaches_it(tmp_path):
+    config = quick(tmp_path, run_name="s", steps=1000, eval_interval=200, checkpoint_interval=300, stop_return=-1e9)
+    result = train_online(config, SMALL["sac"])
+    assert result.step == 200
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["stopped_at_return"] is True and summary["step"] == 200
+    assert list_checkpoints(tmp_path / "s" / "checkpoints")[-1].name == "step_000000200.msgpack"
+    assert replay_dataset(tmp_path / "s").timeouts[-1]  # the stop cut the running episode
 
 
 def test_bad_settings_are_refused(tmp_path):

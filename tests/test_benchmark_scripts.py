@@ -1,0 +1,88 @@
+"""The benchmark harness (benchmarks/scores.py) and the suite builder (benchmarks/make_suite.py), on tiny settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offrl.data import load_dataset
+from tests.data.test_collect import tiny_actor
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scores_runs_in_parallel_resumes_and_writes_the_table_into_a_file(tmp_path, capsys):
+    scores = script("scores")
+    markdown = tmp_path / "BENCH.md"
+    markdown.write_text("# Benchmarks\n\nkept text\n")
+    argv = [
+        "--datasets", "pendulum-mixed", "--task", "pendulum", "--algos", "bc,td3bc", "--seeds", "0",
+        "--steps", "200", "--eval-interval", "100", "--eval-episodes", "1", "--final-episodes", "2",
+        "--checkpoint-interval", "100", "--out", str(tmp_path / "bench"), "--jobs", "2", "--into", str(markdown),
+    ]  # fmt: skip
+    scores.main(argv)
+    printed = capsys.readouterr().out
+    assert "0 of 2 runs already finished; 2 to run" in printed
+    rows = [line for line in printed.splitlines() if line.startswith("| pendulum-mixed")]
+    assert [row.split(" | ")[1] for row in rows] == ["bc", "td3bc"]
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert set(results) == {"pendulum-mixed/bc-s0", "pendulum-mixed/td3bc-s0"}
+    assert all(r["step"] == 200 and r["final_many/normalized_score"] is not None for r in results.values())
+    assert (tmp_path / "bench" / "pendulum-mixed" / "bc-s0" / "final_eval.json").exists()
+
+    scores.main(argv)  # everything finished: nothing is trained again, the table is replaced in place
+    assert "2 of 2 runs already finished; 0 to run" in capsys.readouterr().out
+    text = markdown.read_text()
+    assert text.startswith("# Benchmarks\n\nkept text\n")
+    assert text.count("<!-- scores:bench -->") == 1 and text.count("| pendulum-mixed (") == 2
+
+
+def test_scores_needs_datasets(capsys):
+    with pytest.raises(SystemExit):
+        script("scores").main(["--out", "x"])
+    assert "--datasets (or --suite)" in capsys.readouterr().err
+
+
+def test_make_suite_builds_every_kind_with_offrl_commands(tmp_path, capsys):
+    """The recipe on pendulum with tiny stand-in actors (the real ones are ../shared/experts/{sac,tqc}_F.npz)."""
+    experts = tmp_path / "experts"
+    experts.mkdir()
+    tiny_actor(experts / "sac_pendulum.npz", seed=0)
+    tiny_actor(experts / "tqc_pendulum.npz", seed=1)
+    out = tmp_path / "suite"
+    argv = ["--families", "pendulum", "--out", str(out), "--experts", str(experts)]
+    script("make_suite").main([*argv, "--transitions", "400", "--random-transitions", "200", "--replay-steps", "400"])
+    manifest = json.loads((out / "suite.json").read_text())
+    assert set(manifest) == {
+        f"pendulum-{k}.hdf5" for k in ("random", "medium", "expert", "medium-expert", "medium-replay")
+    }
+    sizes = {name: load_dataset(out / name).size for name in manifest}
+    assert sizes == {
+        "pendulum-random.hdf5": 200,
+        "pendulum-medium.hdf5": 400,
+        "pendulum-expert.hdf5": 400,
+        "pendulum-medium-expert.hdf5": 800,
+        "pendulum-medium-replay.hdf5": 400,
+    }
+    assert manifest["pendulum-medium.hdf5"]["commands"][0].startswith("offrl dataset make --task pendulum --policy")
+    assert "--stop-return" in manifest["pendulum-medium-replay.hdf5"]["commands"][0]
+    assert (
+        load_dataset(out / "pendulum-medium-replay.hdf5").metadata["behavior"] == "replay buffer of an offrl online run"
+    )
+    both = load_dataset(out / "pendulum-medium-expert.hdf5")
+    np.testing.assert_array_equal(both.observations[:400], load_dataset(out / "pendulum-medium.hdf5").observations)
+    script("make_suite").main(argv)  # existing files are kept
+    assert capsys.readouterr().out.count("exists, kept") == 5
