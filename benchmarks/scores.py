@@ -39,6 +39,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -190,8 +191,12 @@ def run_unit(unit: Unit, args: argparse.Namespace) -> None:
         print(f"{unit.label}: normalised {record['final_score']:.1f}", flush=True)
         return
     from offrl.train import TrainConfig, resume, train
+    from offrl.train.checkpoint import list_checkpoints
 
     run_dir = out / f"{unit.algo}-s{unit.seed}"
+    if (run_dir / "config.json").exists() and not list_checkpoints(run_dir / "checkpoints"):
+        print(f"{unit.label}: stopped before its first checkpoint; starting it again", flush=True)
+        shutil.rmtree(run_dir)  # only logs of a run that never reached a checkpoint, inside --out
     if (run_dir / "config.json").exists():
         resume(run_dir, steps=args.steps, progress=False)
     else:
@@ -327,8 +332,8 @@ def table(
     lines = [
         f"Normalised score after {steps} updates, mean +- std over seeds.",
         "",
-        f"| dataset (data's score) | algorithm | seeds | final, {eval_episodes} episodes | best during training | {big} | "
-        f"{big}, per seed | updates/s | minutes per run |",
+        f"| dataset (data's score) | algorithm | seeds | final, {eval_episodes} episodes | best during training "
+        f"| {big} | {big}, per seed | updates/s | minutes per run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for _, name, _ in datasets:

@@ -20,6 +20,8 @@ import jax
 import numpy as np
 from flax import serialization
 
+from offrl.atomic import publish
+
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"step_(\d+)\.msgpack$")
 
@@ -36,7 +38,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

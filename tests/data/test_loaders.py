@@ -306,3 +306,21 @@ def test_unknown_format(tmp_path):
         load_dataset(path)
     with pytest.raises(FileNotFoundError):
         load_dataset(tmp_path / "missing.hdf5")
+
+
+def test_written_files_get_the_usual_permissions_not_the_temporary_files_owner_only_mode(tmp_path):
+    from offrl.data.formats.d4rl import save_d4rl_hdf5
+    from offrl.data.formats.minari import save_minari
+    from offrl.data.loaders import save_dataset
+
+    mask = os.umask(0o022)
+    try:
+        ds = from_arrays(**make_arrays())
+        save_d4rl_hdf5(ds, tmp_path / "a.hdf5")
+        save_dataset(ds, tmp_path / "a.npz")
+        save_minari(ds, tmp_path / "m", "offrl/test-v0")
+        assert (tmp_path / "a.hdf5").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(mask)

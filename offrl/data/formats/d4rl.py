@@ -11,6 +11,7 @@ import numpy as np
 from offrl.data.dataset import Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays
 from offrl.data.formats.common import jsonable
+from offrl.atomic import publish
 
 
 def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
@@ -89,7 +90,7 @@ def save_d4rl_hdf5(
                 if key == "source":
                     continue
                 f.attrs[key] = value if isinstance(value, (int, float, str, bool, np.number)) else str(value)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

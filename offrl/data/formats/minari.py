@@ -11,6 +11,7 @@ import numpy as np
 
 from offrl.data.dataset import Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays
+from offrl.atomic import publish
 
 
 def load_minari(path: str | os.PathLike[str]) -> Dataset:
@@ -174,7 +175,7 @@ def save_minari(
         (tmp / "data" / "metadata.json").write_text(json.dumps({k: v for k, v in meta.items() if v is not None}))
         if directory.exists():
             shutil.rmtree(directory)
-        tmp.rename(directory)
+        publish(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -17,6 +17,7 @@ import numpy as np
 from offrl.data.dataset import ActionSpace, Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays, from_flat_episodes
 from offrl.data.formats.common import file_sha256, jsonable
+from offrl.atomic import publish
 
 FORMAT_NAME = "offrl-dataset"
 FORMAT_VERSION = 1
@@ -60,7 +61,7 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike[str], *, overwrite: b
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
