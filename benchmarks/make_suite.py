@@ -152,7 +152,10 @@ def medium_replay(family: str, path: Path, args: argparse.Namespace) -> list[str
         "--output-dir", str(runs), "--run-name", run.name, "--no-progress",
     ]  # fmt: skip
     if (run / "summary.json").exists():
-        commands = [f"(kept {run}) offrl " + " ".join(train)]
+        kept = json.loads((run / "config.json").read_text())["train"]
+        options = ("steps", "seed", "eval_interval", "eval_episodes", "checkpoint_interval", "stop_return")
+        settings = " ".join(f"--{k.replace('_', '-')} {kept[k]}" for k in options)
+        commands = [f"(kept {run}, made by: offrl train-online --algo {kept['algo']} --task {family} {settings})"]
     else:
         commands = [offrl(*train)]
     summary = json.loads((run / "summary.json").read_text())

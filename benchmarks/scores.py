@@ -21,7 +21,9 @@ seed by seed, so an interrupted benchmark already has whole seeds.
 
 Runs already finished under ``--out`` are read back instead of trained again and unfinished ones resume from their
 newest checkpoint: an interrupted benchmark continues where it stopped (the same command again), and
-``--table-only`` prints the table of whatever has finished.
+``--table-only`` prints the table of whatever has finished. Each run holds a lock file (its process id) while it
+trains, so several invocations can share one ``--out`` (e.g. one per machine or core set) without running the same
+run twice.
 
 The table reports, per dataset and algorithm, mean +- std over seeds of: the final evaluation during training
 (``--eval-episodes`` episodes, default 10), the best evaluation during training, and the final checkpoint
@@ -170,9 +172,42 @@ def finished(unit: Unit, out: Path, steps: int) -> bool:
 
 
 def run_unit(unit: Unit, args: argparse.Namespace) -> None:
+    """Run one unit unless another process is running it (a lock file beside its results holds that one's pid)."""
+    lock = Path(args.out) / unit.name / f".{unit.label.split('/')[1]}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    if not _acquire(lock):
+        print(f"{unit.label}: running in process {lock.read_text().strip()}, skipped", flush=True)
+        return
+    try:
+        if not finished(unit, Path(args.out), args.steps):
+            _run_unit(unit, args)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _acquire(lock: Path) -> bool:
+    """Create ``lock`` holding this process's pid; a lock whose process is gone is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text().strip() or 0), 0)
+                return False  # its process is alive
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: that process ended without cleaning up
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
     """Train (or resume) one run, then re-evaluate its final checkpoint on --final-episodes episodes."""
     out = Path(args.out) / unit.name
-    out.mkdir(parents=True, exist_ok=True)
     if unit.library == "d3rlpy":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from peer_d3rlpy import train_and_evaluate

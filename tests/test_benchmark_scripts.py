@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,23 @@ def test_scores_runs_in_parallel_resumes_and_writes_the_table_into_a_file(tmp_pa
     text = markdown.read_text()
     assert text.startswith("# Benchmarks\n\nkept text\n")
     assert text.count("<!-- scores:bench -->") == 1 and text.count("| pendulum-mixed (") == 2
+
+
+def test_a_run_locked_by_a_live_process_is_skipped_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    scores = script("scores")
+    argv = [
+        "--datasets", "pendulum-mixed", "--task", "pendulum", "--algos", "bc", "--seeds", "0", "--steps", "100",
+        "--eval-interval", "100", "--eval-episodes", "1", "--final-episodes", "0", "--out", str(tmp_path),
+    ]  # fmt: skip
+    lock = tmp_path / "pendulum-mixed" / ".bc-s0.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getpid()))  # alive: another invocation is training it
+    scores.main(argv)
+    assert f"pendulum-mixed/bc-s0: running in process {os.getpid()}, skipped" in capsys.readouterr().out
+    assert not (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists()
+    lock.write_text(str(2**22 + 12345))  # no such process: a stale lock
+    scores.main(argv)
+    assert (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists() and not lock.exists()
 
 
 def test_scores_needs_datasets(capsys):
