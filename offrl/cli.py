@@ -291,12 +291,10 @@ def cmd_evaluate(argv: list[str]) -> int:
     task = get_task(args.task) if args.task else policy.task
     if task is None:
         parser.error("the checkpoint records no task; pass --task")
-    obs_shape, _ = task.spaces()
-    spec = policy.metadata["spec"]
-    if tuple(spec["observation_shape"]) != obs_shape:
-        parser.error(
-            f"the policy takes observations of shape {tuple(spec['observation_shape'])} but {task.name} has {obs_shape}"
-        )
+    try:
+        policy.check_fits(task)
+    except ValueError as e:
+        parser.error(str(e))
     result = evaluate(policy.sampler(args.seed) if args.stochastic else policy, task, args.episodes, args.seed)
     if args.json:
         print(json.dumps({**result.summary(), "returns": result.returns.tolist(), "task": task.name}))
@@ -497,7 +495,7 @@ def _dataset_make(args: argparse.Namespace) -> int:
         policy = c.npz_actor(args.policy, task, args.stochastic, args.seed)
         kind, digest = f"actor npz {Path(args.policy).name}", file_sha256(args.policy)
     else:
-        policy = c.checkpoint_policy(args.policy, args.stochastic, args.seed)
+        policy = c.checkpoint_policy(args.policy, task, args.stochastic, args.seed)
         kind, digest = f"offrl policy {args.policy}", None
     policy = c.with_noise(policy, task, args.seed, args.action_noise, args.epsilon)
     start = time.perf_counter()

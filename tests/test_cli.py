@@ -49,6 +49,15 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert result["task"] == "pendulum" and len(result["returns"]) == 2
     assert main(["train", "--resume", str(tmp_path / "cli"), "--steps", "300", "--no-progress"]) == 0
     assert "300 updates" in capsys.readouterr().out
+    # a pendulum policy in hopper: refused with both spaces named, by evaluate and by dataset make
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(tmp_path / "cli"), "--task", "hopper"])
+    assert "observations of shape (3,), hopper has (11,)" in capsys.readouterr().err
+    make = ["dataset", "make", "--task", "hopper", "--policy", str(tmp_path / "cli"), str(tmp_path / "x.hdf5")]
+    assert main(make) == 1
+    err = capsys.readouterr().err
+    assert "1-dimensional continuous actions, hopper has 3-dimensional continuous actions" in err
+    assert not (tmp_path / "x.hdf5").exists()
 
 
 def test_train_help_documents_run_and_algorithm_options(capsys):

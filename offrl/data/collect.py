@@ -66,10 +66,11 @@ def npz_actor(path: str | Path, task: Task, stochastic: bool, seed: int) -> Poli
     return act
 
 
-def checkpoint_policy(path: str | Path, stochastic: bool, seed: int) -> Policy:
+def checkpoint_policy(path: str | Path, task: Task, stochastic: bool, seed: int) -> Policy:
     from offrl.train.offline import load_policy
 
     loaded = load_policy(path)
+    loaded.check_fits(task)  # a policy from another task fails here, with both spaces named
     batch_policy = loaded.sampler(seed) if stochastic else loaded
     return lambda obs: np.asarray(batch_policy(obs[None]))[0]
 

@@ -470,6 +470,21 @@ class LoadedPolicy:
     def task(self) -> Task | None:
         return find_task(self.metadata.get("task"))
 
+    def check_fits(self, task: Task) -> None:
+        """Raise a clear error when the policy cannot act in ``task`` (other observation or action space)."""
+        spec = Spec.from_json(self.metadata["spec"])
+        obs_shape, space = task.spaces()
+        action_dim = space.n if space.discrete else int(np.prod(space.shape))
+        problems = []
+        name, mine, theirs = task.name, tuple(spec.observation_shape), tuple(obs_shape)
+        if mine != theirs:
+            problems.append(f"observations of shape {mine}, {name} has {theirs}")
+        if spec.discrete != space.discrete or spec.action_dim != action_dim:
+            kind = lambda d, n: f"{n} discrete actions" if d else f"{n}-dimensional continuous actions"  # noqa: E731
+            problems.append(f"{kind(spec.discrete, spec.action_dim)}, {name} has {kind(space.discrete, action_dim)}")
+        if problems:
+            raise ValueError(f"this policy (trained on {self.metadata.get('task')}) takes " + "; ".join(problems))
+
 
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load a checkpoint file, or the newest checkpoint of a run directory."""
