@@ -15,6 +15,14 @@ def test_iql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
     assert result.final_evaluation.normalized_mean > result.behaviour_normalized_score + 20
 
 
+def test_cql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
+    """CQL with its paper defaults on pendulum-mixed (behaviour ~62): 3000 updates are enough to be well above."""
+    result = train(
+        TrainConfig(algo="cql", steps=3000, eval_interval=0, eval_episodes=10, output_dir=str(tmp_path), progress=False)
+    )
+    assert result.final_evaluation.normalized_mean > result.behaviour_normalized_score + 20
+
+
 def test_bc_clones_the_cartpole_expert(tmp_path):
     pytest.importorskip("gymnasium")
     if not (SHARED_DATA / "external" / "expert_cartpole.npz").exists():

@@ -39,7 +39,7 @@ import optax
 from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.nn.losses import critic_ensemble_loss, td_target
+from offrl.nn.losses import critic_ensemble_loss, td_target, temperature_loss
 from offrl.nn.networks import Ensemble, QNetwork
 from offrl.nn.policies import TanhGaussianPolicy, tanh_gaussian_sample
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
@@ -137,12 +137,6 @@ def actor_loss(actor_params: dict, nets: Networks, critic_params: dict, batch: B
     return loss, ({"actor/loss": loss, "actor/entropy": -log_prob.mean(), "actor/q": q.mean()}, log_prob)
 
 
-def alpha_loss(log_alpha: jax.Array, log_prob: jax.Array, entropy_target: float):
-    alpha = jnp.exp(log_alpha)
-    loss = -(alpha * jax.lax.stop_gradient(log_prob + entropy_target)).mean()
-    return loss, {"alpha/loss": loss, "alpha/value": alpha}
-
-
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -171,7 +165,7 @@ def update(state: SACState, batch: Batch) -> tuple[SACState, Metrics]:
 
     # 3. Temperature, towards the entropy target.
     log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
-    (_, alpha_info), grad = jax.value_and_grad(alpha_loss, has_aux=True)(
+    (_, alpha_info), grad = jax.value_and_grad(temperature_loss, has_aux=True)(
         state.log_alpha, log_prob, target_entropy(config, state.spec)
     )
     if config.autotune_alpha:

@@ -36,3 +36,10 @@ def critic_ensemble_loss(critic_params: Any, critic: Any, batch: dict[str, jax.A
     q = critic.apply(critic_params, batch["observations"], batch["actions"])
     loss = jnp.square(q - target).mean(axis=1).sum()
     return loss, {"critic/loss": loss, "critic/q_mean": q.mean(), "critic/q_min": q.min(), "critic/q_max": q.max()}
+
+
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, entropy_target: float):
+    """SAC's entropy-temperature loss ``-alpha * (log pi + target)`` (log alpha is the trained parameter)."""
+    alpha = jnp.exp(log_alpha)
+    loss = -(alpha * jax.lax.stop_gradient(log_prob + entropy_target)).mean()
+    return loss, {"alpha/loss": loss, "alpha/value": alpha}

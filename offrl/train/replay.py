@@ -104,9 +104,10 @@ def add(buffer: ReplayBuffer, rows: Batch) -> ReplayBuffer:
 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Batch:
-    """Uniformly sample ``batch_size`` filled rows (with replacement)."""
+    """Uniformly sample ``batch_size`` filled rows (with replacement), with the columns an update reads (timeouts
+    only delimit episodes; they never reach an algorithm)."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return {name: column[index] for name, column in buffer.data.items()}
+    return {name: buffer.data[name][index] for name in COLUMNS if name != "timeouts"}
 
 
 def cut_episodes(buffer: ReplayBuffer, rows: int) -> ReplayBuffer:
