@@ -1,7 +1,8 @@
-"""Updates per second of offrl's IQL and TD3+BC (and d3rlpy's, when installed) on Hopper shapes.
+"""Updates per second of offrl's IQL, TD3+BC and CQL (and d3rlpy's, when installed) on Hopper shapes.
 
-Setting: batch 256, 2x256 MLPs, observation 11, action 3, a synthetic dataset of 100k transitions held on the
-device (the update cost does not depend on the values). offrl runs ``--updates-per-call`` updates per jitted call;
+Setting: batch 256, each algorithm's default networks (2x256 MLPs; CQL 3x256), observation 11, action 3, a
+synthetic dataset of 100k transitions held on the device (the update cost does not depend on the values). offrl
+runs ``--updates-per-call`` updates per jitted call;
 compile time is measured separately. Each measurement is the median over ``--repeats`` timed blocks of
 ``--updates`` updates, after a warm-up block. d3rlpy (``pip install 'offrl[bench]'``) is timed in the same process
 on the same data through its public ``update(batch)``, batch sampling included for both.
@@ -9,6 +10,7 @@ on the same data through its public ``update(batch)``, batch sampling included f
     python benchmarks/throughput.py                 # offrl, plus d3rlpy when it is installed
     python benchmarks/throughput.py --no-peer       # offrl only
     python benchmarks/throughput.py --json out.json
+    python benchmarks/throughput.py --algos cql --updates 500 --peer-updates 50
 """
 
 from __future__ import annotations
@@ -96,8 +98,22 @@ def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, re
     )
     if algo_name == "iql":
         algo = d3rlpy.algos.IQLConfig(batch_size=BATCH).create(device="cpu:0")
-    else:
+    elif algo_name == "cql":
+        # offrl's CQL defaults: 3x256 actor and critics, 10 sampled actions, weight 5 (d3rlpy also tunes its
+        # Lagrange alpha by default; alpha_learning_rate 0 keeps it fixed, as offrl's default is)
+        three_layers = d3rlpy.models.VectorEncoderFactory([256, 256, 256])
+        algo = d3rlpy.algos.CQLConfig(
+            batch_size=BATCH,
+            actor_encoder_factory=three_layers,
+            critic_encoder_factory=three_layers,
+            alpha_learning_rate=0.0,
+            conservative_weight=5.0,
+            n_action_samples=10,
+        ).create(device="cpu:0")
+    elif algo_name == "td3bc":
         algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=BATCH).create(device="cpu:0")
+    else:
+        raise ValueError(f"no d3rlpy counterpart for {algo_name!r} in this benchmark")
     algo.build_with_dataset(dataset)
     for _ in range(50):
         algo.update(dataset.sample_transition_batch(BATCH))

@@ -15,11 +15,13 @@ def test_iql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
     assert result.final_evaluation.normalized_mean > result.behaviour_normalized_score + 20
 
 
+@pytest.mark.slow
 def test_cql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
-    """CQL with its paper defaults on pendulum-mixed (behaviour ~62): 3000 updates are enough to be well above."""
-    result = train(
-        TrainConfig(algo="cql", steps=3000, eval_interval=0, eval_episodes=10, output_dir=str(tmp_path), progress=False)
-    )
+    """CQL with its paper defaults (3x256 networks, 10 sampled actions per proposal) on pendulum-mixed (behaviour
+    ~62): 94.6 after 2000 updates, 100.8 after 3000 (seed 0). An update costs ~20 IQL updates (30 extra Q
+    evaluations per state), so this takes ~5 minutes on one core: slow set. (2x64 networks do not learn it in 3000
+    updates: 33.6.)"""
+    result = train(TrainConfig(algo="cql", steps=3000, eval_interval=0, output_dir=str(tmp_path), progress=False))
     assert result.final_evaluation.normalized_mean > result.behaviour_normalized_score + 20
 
 
