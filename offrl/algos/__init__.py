@@ -1,10 +1,20 @@
 """Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
 
-from offrl.algos import bc, cql, iql, sac, td3, td3bc
+from offrl.algos import bc, cql, edac, iql, sac, td3, td3bc
 from offrl.algos.base import Algorithm, Spec
 
 ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a for a in [bc.ALGORITHM, td3bc.ALGORITHM, iql.ALGORITHM, cql.ALGORITHM, sac.ALGORITHM, td3.ALGORITHM]
+    a.name: a
+    for a in [
+        bc.ALGORITHM,
+        td3bc.ALGORITHM,
+        iql.ALGORITHM,
+        cql.ALGORITHM,
+        edac.ALGORITHM,
+        edac.SAC_N,
+        sac.ALGORITHM,
+        td3.ALGORITHM,
+    ]
 }
 
 
