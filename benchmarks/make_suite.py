@@ -70,11 +70,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{path}: {manifest[path.name]}", flush=True)
 
 
+def offrl_text(argv) -> str:
+    return "offrl " + " ".join(shlex.quote(a) for a in argv)
+
+
 def offrl(*argv: str) -> str:
     """Run one offrl command (in this process) and return it as the recipe's text."""
     from offrl.cli import main as cli
 
-    command = "offrl " + " ".join(shlex.quote(a) for a in argv)
+    command = offrl_text(argv)
     print(f"$ {command}", flush=True)
     if cli(list(argv)) != 0:
         raise SystemExit(f"failed: {command}")
@@ -156,6 +160,9 @@ def medium_replay(family: str, path: Path, args: argparse.Namespace) -> list[str
         options = ("steps", "seed", "eval_interval", "eval_episodes", "checkpoint_interval", "stop_return")
         settings = " ".join(f"--{k.replace('_', '-')} {kept[k]}" for k in options)
         commands = [f"(kept {run}, made by: offrl train-online --algo {kept['algo']} --task {family} {settings})"]
+    elif (run / "config.json").exists():  # interrupted: continue it from its newest checkpoint
+        offrl("train-online", "--resume", str(run), "--no-progress")
+        commands = [offrl_text(train) + f" (interrupted, then `offrl train-online --resume {run}`)"]
     else:
         commands = [offrl(*train)]
     summary = json.loads((run / "summary.json").read_text())

@@ -21,9 +21,9 @@ seed by seed, so an interrupted benchmark already has whole seeds.
 
 Runs already finished under ``--out`` are read back instead of trained again and unfinished ones resume from their
 newest checkpoint: an interrupted benchmark continues where it stopped (the same command again), and
-``--table-only`` prints the table of whatever has finished. Each run holds a lock file (its process id) while it
-trains, so several invocations can share one ``--out`` (e.g. one per machine or core set) without running the same
-run twice.
+``--table-only`` prints the table of whatever has finished. Each run holds an exclusive lock on a file beside its
+results while it trains, so several invocations on one machine can share one ``--out`` (e.g. one per core set)
+without running the same run twice.
 
 The table reports, per dataset and algorithm, mean +- std over seeds of: the final evaluation during training
 (``--eval-episodes`` episodes, default 10), the best evaluation during training, and the final checkpoint
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -54,6 +55,12 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 FAMILIES = {"hopper": "mujoco", "halfcheetah": "mujoco", "walker2d": "mujoco", "ant": "mujoco"}
 FINAL_EVAL_SEED = 100_000
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def atomic_write_json(path: Path, record: dict) -> None:
+    from offrl.train.checkpoint import atomic_write_json as write
+
+    write(path, record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         args.checkpoint_interval = 2500
         args.out = args.out or "runs/scores-quick"
     if args.unit:
+        if os.environ.get("OFFRL_BENCH_CORE") and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {int(os.environ["OFFRL_BENCH_CORE"])})  # the core --jobs gave this run
         run_unit(Unit(**json.loads(args.unit)), args)
         return
     if not (args.datasets or args.suite) or not args.out:
@@ -172,37 +181,23 @@ def finished(unit: Unit, out: Path, steps: int) -> bool:
 
 
 def run_unit(unit: Unit, args: argparse.Namespace) -> None:
-    """Run one unit unless another process is running it (a lock file beside its results holds that one's pid)."""
-    lock = Path(args.out) / unit.name / f".{unit.label.split('/')[1]}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    if not _acquire(lock):
-        print(f"{unit.label}: running in process {lock.read_text().strip()}, skipped", flush=True)
-        return
-    try:
+    """Run one unit unless another process is running it: each run holds an exclusive ``flock`` on a lock file
+    beside its results while it trains (the kernel drops it when the process ends, however it ends)."""
+    lock_path = Path(args.out) / unit.name / f".{unit.label.split('/')[1]}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            print(f"{unit.label}: running in process {lock.read().strip() or '?'}, skipped", flush=True)
+            return
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
         if not finished(unit, Path(args.out), args.steps):
             _run_unit(unit, args)
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _acquire(lock: Path) -> bool:
-    """Create ``lock`` holding this process's pid; a lock whose process is gone is taken over."""
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                os.kill(int(lock.read_text().strip() or 0), 0)
-                return False  # its process is alive
-            except (ProcessLookupError, ValueError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: that process ended without cleaning up
-                continue
-            except PermissionError:
-                return False
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return True
-    return False
 
 
 def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
@@ -222,7 +217,7 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
             args.eval_episodes,
             args.final_episodes,
         )
-        (out / f"d3rlpy-{unit.algo}-s{unit.seed}.json").write_text(json.dumps(record, indent=2))
+        atomic_write_json(out / f"d3rlpy-{unit.algo}-s{unit.seed}.json", record)
         print(f"{unit.label}: normalised {record['final_score']:.1f}", flush=True)
         return
     from offrl.train import TrainConfig, resume, train
@@ -267,7 +262,8 @@ def run_in_processes(units: list[Unit], args: argparse.Namespace, argv: list[str
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     slots: dict[int, tuple[subprocess.Popen, Unit] | None] = {i: None for i in range(args.jobs)}
     pending, failed = list(units), []
-    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", SINGLE_THREAD_XLA), "OMP_NUM_THREADS": "1"}
+    xla_flags = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), SINGLE_THREAD_XLA) if f)
+    env = {**os.environ, "XLA_FLAGS": xla_flags, "OMP_NUM_THREADS": "1"}
     base = [a for a in argv if a not in ("--peer", "--table-only")]
     base = [a for i, a in enumerate(base) if not (a == "--jobs" or (i and base[i - 1] == "--jobs"))]
     base = [a for a in base if not a.startswith("--jobs=")]
@@ -282,9 +278,7 @@ def run_in_processes(units: list[Unit], args: argparse.Namespace, argv: list[str
                 unit = pending.pop(0)
                 core = cores[slot % len(cores)]
                 command = [sys.executable, __file__, *base, "--unit", json.dumps(dataclasses.asdict(unit))]
-                process = subprocess.Popen(
-                    command, env=env, preexec_fn=(lambda c=core: os.sched_setaffinity(0, {c})) if cores else None
-                )
+                process = subprocess.Popen(command, env={**env, "OFFRL_BENCH_CORE": str(core)})
                 slots[slot] = (process, unit)
                 print(f"{unit.label}: started on core {core}", flush=True)
         time.sleep(1.0)
@@ -321,9 +315,10 @@ def paper_config(algo_name: str, task: str):
 def final_evaluation(run_dir: Path, episodes: int) -> dict:
     """The run's final checkpoint on ``episodes`` episodes (env seeds FINAL_EVAL_SEED...), cached in the run dir."""
     path = run_dir / "final_eval.json"
+    step = json.loads((run_dir / "summary.json").read_text())["step"]
     if path.exists():
         cached = json.loads(path.read_text())
-        if cached.get("episodes") == episodes:
+        if cached.get("episodes") == episodes and cached.get("step") == step:
             return cached
     from offrl.envs import evaluate
     from offrl.train.offline import load_policy
@@ -331,7 +326,7 @@ def final_evaluation(run_dir: Path, episodes: int) -> dict:
     policy = load_policy(run_dir)
     result = evaluate(policy, policy.task, episodes, seed=FINAL_EVAL_SEED)
     record = {"episodes": episodes, "seed": FINAL_EVAL_SEED, "step": policy.metadata.get("step"), **result.summary()}
-    path.write_text(json.dumps(record, indent=2))
+    atomic_write_json(path, record)
     return record
 
 
@@ -432,7 +427,7 @@ def table(
             for row in cells:
                 label = f"{name} ({behaviour:.1f})" if behaviour is not None else name
                 lines.append("| " + " | ".join([label, *row]) + " |")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_json(out / "results.json", results)
     return "\n".join(lines)
 
 

@@ -487,7 +487,7 @@ def _dataset_make(args: argparse.Namespace) -> int:
     if args.replay:
         return _dataset_from_replay(args, destination)
     if not args.task:
-        raise SystemExit("offrl dataset make: --task is required with --policy")
+        raise ValueError("--task is required with --policy")
     task = get_task(args.task)
     if args.policy == "random":
         policy, kind, digest = c.uniform_policy(task, args.seed), "uniform random", None
@@ -537,11 +537,24 @@ def _write_made_dataset(dataset: Any, destination: Path, task: Any, attrs: dict[
 
 def _dataset_from_replay(args: argparse.Namespace, destination: Path) -> int:
     from offrl.data import collect as c
+    from offrl.data.dataset import check_against_spaces
     from offrl.envs import get_task
     from offrl.train.online import replay_dataset
 
+    ignored = [
+        flag
+        for flag, value in (
+            ("--stochastic", args.stochastic),
+            ("--action-noise", args.action_noise),
+            ("--epsilon", args.epsilon),
+        )
+        if value
+    ]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)} apply to --policy, not to --replay")
     dataset = replay_dataset(args.replay)
     task = get_task(args.task or dataset.metadata["task"])
+    check_against_spaces(dataset, *task.spaces())  # --task must be the run's task (or one with its spaces)
     attrs = c.describe(
         "replay buffer of an offrl online run",
         policy=args.replay,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -51,7 +51,7 @@ def test_scores_runs_in_parallel_resumes_and_writes_the_table_into_a_file(tmp_pa
     assert text.count("<!-- scores:bench -->") == 1 and text.count("| pendulum-mixed (") == 2
 
 
-def test_a_run_locked_by_a_live_process_is_skipped_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+def test_a_run_another_process_is_training_is_skipped_and_a_left_over_lock_file_is_not_in_the_way(tmp_path, capsys):
     scores = script("scores")
     argv = [
         "--datasets", "pendulum-mixed", "--task", "pendulum", "--algos", "bc", "--seeds", "0", "--steps", "100",
@@ -59,13 +59,14 @@ def test_a_run_locked_by_a_live_process_is_skipped_and_a_stale_lock_is_taken_ove
     ]  # fmt: skip
     lock = tmp_path / "pendulum-mixed" / ".bc-s0.lock"
     lock.parent.mkdir(parents=True)
-    lock.write_text(str(os.getpid()))  # alive: another invocation is training it
-    scores.main(argv)
-    assert f"pendulum-mixed/bc-s0: running in process {os.getpid()}, skipped" in capsys.readouterr().out
+    lock.write_text("4242")
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the process training that run holds it
+        scores.main(argv)
+    assert "pendulum-mixed/bc-s0: running in process 4242, skipped" in capsys.readouterr().out
     assert not (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists()
-    lock.write_text(str(2**22 + 12345))  # no such process: a stale lock
-    scores.main(argv)
-    assert (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists() and not lock.exists()
+    scores.main(argv)  # the file is still there, nobody holds it (its process ended): the run goes ahead
+    assert (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists()
 
 
 def test_scores_needs_datasets(capsys):

@@ -164,6 +164,15 @@ def test_medium_replay_recipe_stop_at_a_return_then_export_the_buffer(tmp_path, 
     ds = load_dataset(tmp_path / "replay.hdf5")
     assert ds.size == 200 and ds.timeouts[-1] and ds.metadata["env_steps"] == 200
     assert ds.metadata["behavior"] == "replay buffer of an offrl online run"
+    wrong_task = ["dataset", "make", "--replay", str(tmp_path / "on"), "--task", "hopper", str(tmp_path / "x.hdf5")]
+    assert main(wrong_task) == 1
+    assert "observations have shape (3,) per row but the task's observation space has shape (11,)" in (
+        capsys.readouterr().err
+    )
+    noisy = ["dataset", "make", "--replay", str(tmp_path / "on"), "--epsilon", "0.1", str(tmp_path / "x.hdf5")]
+    assert main(noisy) == 1
+    assert "--epsilon apply to --policy, not to --replay" in capsys.readouterr().err
+    assert not (tmp_path / "x.hdf5").exists()
     assert main(["dataset", "make", "--replay", str(tmp_path / "none"), str(tmp_path / "x.hdf5")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main(["dataset", "make", "--replay", str(tmp_path), str(tmp_path / "x.hdf5")]) == 1

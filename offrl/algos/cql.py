@@ -19,9 +19,10 @@ actions at s' (all evaluated at s). With ``importance_sample`` (the official ``m
 divided by its proposal density: :math:`\hat Q(s, a_j) = Q(s, a_j) - \log \mu(a_j)` with
 :math:`\mu = U(-1,1)^{|A|}` (density :math:`0.5^{|A|}`) for the uniform actions and :math:`\pi(a_j|s)` or
 :math:`\pi(a_j|s')` for the policy's; without it the dataset action's Q joins the set and no densities are
-subtracted. With ``lagrange`` the weight becomes :math:`\alpha' \cdot \alpha_{cql}` where
-:math:`\alpha' = e^{\lambda}` (clipped to [0, 1e6]) is tuned by gradient ascent on
-:math:`\alpha' (\text{gap} - \tau)`: it grows while the conservative gap is above ``target_action_gap``.
+subtracted. With ``lagrange`` the penalty becomes :math:`\alpha' (\alpha_{cql}\,\text{gap} - \tau)` with
+:math:`\alpha' = e^{\lambda}` (clipped to [0, 1e6]) tuned by gradient ascent on the same expression, as in the
+official code: it grows while the weighted gap :math:`\alpha_{cql}\,\text{gap}` is above ``target_action_gap``
+:math:`\tau` (CORL instead writes :math:`\alpha' \alpha_{cql} (\text{gap} - \tau)`).
 
 The actor is SAC's, :math:`L_\pi = \mathbb{E}[\alpha \log\pi(\tilde a|s) - \min_k Q_k(s, \tilde a)]`, with the
 temperature tuned to the entropy target :math:`-|A|`; for the first ``bc_steps`` updates it maximises the
@@ -36,12 +37,15 @@ target critics their Polyak step.
 Defaults: the paper's MuJoCo settings (appendix F and the official code's ``examples/cql_mujoco_new.py``):
 ``alpha_cql`` (``min_q_weight``) 5.0, 10 sampled actions, temperature 1, importance sampling on, fixed weight
 (no Lagrange), Adam 1e-4 for the actor and temperature and 3e-4 for the critics, batch 256, gamma 0.99,
-tau 0.005, 3x256 ReLU MLPs for actor and critics, no BC warm-start, observations standardised (CORL; the official
-code does not), rewards unscaled.
+tau 0.005, 3x256 ReLU MLPs for actor and critics, observations standardised (CORL; the official code does not),
+rewards unscaled, no behaviour-cloning warm-start (CORL's MuJoCo setting; the official code can warm-start the actor
+with ``policy_eval_start`` BC steps: set ``bc_steps``).
 
 Deviations from the paper / official code:
 - ``d`` is the terminal flag only; time-limit truncations bootstrap (D4RL's timeouts, as CORL).
 - Actions live in [-1, 1]; the trainer maps them onto the environment's bounds.
+- ``max_target_backup`` takes, for each target critic, the max over ``n_actions`` policy actions at s', then
+  the min over critics (the official order; CORL takes the min first).
 - Network initialisation is offrl's (orthogonal sqrt(2) hidden layers, orthogonal 1.0 heads), not PyTorch's
   default (official) or CORL's orthogonal with a 1e-2 head.
 """
@@ -74,8 +78,8 @@ class CQLConfig:
     n_actions: int = config_field(10, "actions sampled per state from each proposal (uniform, pi(s), pi(s'))")
     temperature: float = config_field(1.0, "temperature of the logsumexp over sampled actions")
     importance_sample: bool = config_field(True, "divide by the proposal densities (official min_q_version 3)")
-    lagrange: bool = config_field(False, "tune the penalty weight so the conservative gap meets target_action_gap")
-    target_action_gap: float = config_field(5.0, "the gap the Lagrange weight aims at (lagrange only)")
+    lagrange: bool = config_field(False, "tune alpha' so that cql_alpha * gap meets target_action_gap")
+    target_action_gap: float = config_field(5.0, "the weighted gap the Lagrange weight aims at (lagrange only)")
     lagrange_lr: float = config_field(3e-4, "learning rate of log alpha' (lagrange only)")
     max_target_backup: bool = config_field(False, "back up the max over n_actions policy actions at s'")
     backup_entropy: bool = config_field(False, "subtract alpha * log pi(a'|s') in the TD target")
@@ -219,7 +223,7 @@ def critic_loss(critic_params, nets: Networks, batch: Batch, target: jax.Array, 
     q_data = nets.critic.apply(critic_params, batch["observations"], batch["actions"])
     gap, cql_info = conservative_gap(critic_params, nets, batch, q_data, proposals, config)
     offset = config.target_action_gap if config.lagrange else 0.0
-    penalty = (alpha_prime * config.cql_alpha * (gap - offset)).sum()
+    penalty = (alpha_prime * (config.cql_alpha * gap - offset)).sum()
     loss = td_loss + penalty
     info = {**info, **cql_info, "critic/td_loss": td_loss, "critic/loss": loss, "cql/gap": gap.mean()}
     return loss, (info, gap)
@@ -258,10 +262,13 @@ def update(state: CQLState, batch: Batch) -> tuple[CQLState, Metrics]:
     # 2. Critic loss: TD target from the target critics, conservative penalty over sampled actions.
     if config.max_target_backup:
         next_actions, next_log_prob = sample_actions(nets, state.actor_params, batch["next_observations"], next_key, n)
-        next_q = q_of_many(nets, state.target_critic_params, batch["next_observations"], next_actions).min(axis=0)
-        best = jnp.argmax(next_q, axis=1)
-        next_value = jnp.take_along_axis(next_q, best[:, None], axis=1)[:, 0]
-        next_entropy = jnp.take_along_axis(next_log_prob, best[:, None], axis=1)[:, 0]
+        next_q = q_of_many(nets, state.target_critic_params, batch["next_observations"], next_actions)  # [M, B, n]
+        best = jnp.argmax(next_q, axis=2)  # each critic's own best action
+        per_critic = jnp.take_along_axis(next_q, best[..., None], axis=2)[..., 0]
+        critic = jnp.argmin(per_critic, axis=0)  # then the smaller of those maxima, with its action's log pi
+        next_value = jnp.take_along_axis(per_critic, critic[None], axis=0)[0]
+        chosen = jnp.take_along_axis(best, critic[None], axis=0)[0]
+        next_entropy = jnp.take_along_axis(next_log_prob, chosen[:, None], axis=1)[:, 0]
     else:
         mean, log_std = nets.actor.apply(state.actor_params, batch["next_observations"])
         next_action, next_entropy = tanh_gaussian_sample(next_key, mean, log_std)
@@ -297,7 +304,7 @@ def update(state: CQLState, batch: Batch) -> tuple[CQLState, Metrics]:
         # ascent on alpha' * (gap - target gap): descent on its negative, through log alpha' only
         def lagrange_loss(log_ap):
             weight = jnp.clip(jnp.exp(log_ap), 0.0, MAX_ALPHA_PRIME)
-            return -(weight * config.cql_alpha * (jax.lax.stop_gradient(gap) - config.target_action_gap)).mean()
+            return -(weight * (config.cql_alpha * jax.lax.stop_gradient(gap) - config.target_action_gap)).mean()
 
         grad = jax.grad(lagrange_loss)(state.log_alpha_prime)
         log_alpha_prime, alpha_prime_opt = apply_gradients(

@@ -40,6 +40,7 @@ from offrl.envs.evaluation import EvaluationResult
 from offrl.envs.registry import Task, get_task
 from offrl.train import replay
 from offrl.train.checkpoint import (
+    CheckpointError,
     atomic_write_json,
     load_checkpoint,
     save_checkpoint,
@@ -102,6 +103,8 @@ class OnlineConfig:
         for name in ("warmup_steps", "updates_per_step", "buffer_size", "eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.stop_return is not None and not self.eval_interval:
+            raise ValueError("stop_return needs evaluations during the run: set eval_interval > 0")
         for name in ("steps", "warmup_steps", "log_interval", "eval_interval", "checkpoint_interval"):
             if getattr(self, name) % self.num_envs:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of num_envs ({self.num_envs})")
@@ -349,7 +352,7 @@ def _execute(
         "buffer_bytes": replay.buffer_bytes(config.capacity, spec.observation_shape, spec.action_dim),
     }
     if resume_checkpoint is not None:
-        state, _ = load_checkpoint(resume_checkpoint, state)
+        state, _ = _load_online_checkpoint(resume_checkpoint, state)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)
@@ -464,6 +467,18 @@ def _execute(
     return OnlineResult(run_dir, step, agent, last_eval, updates_per_second, env_steps_per_second)
 
 
+def _load_online_checkpoint(path: Path, template: Any, part: str | None = None):
+    try:
+        return load_checkpoint(path, template, part=part)
+    except CheckpointError as e:
+        if "timeouts" in str(e):
+            raise CheckpointError(
+                f"{path} was written by an offrl version whose replay buffer did not record timeouts (episode "
+                "boundaries); it cannot be resumed or exported: start a new run"
+            ) from e
+        raise
+
+
 def replay_dataset(path: str | Path) -> Dataset:
     """The replay buffer of an online run (its newest checkpoint, or the checkpoint file given) as a dataset.
 
@@ -489,7 +504,7 @@ def replay_dataset(path: str | Path) -> Dataset:
     spec = Spec.from_json(meta["spec"])
     transforms = Transforms.from_json(meta["transforms"])
     template = replay.create(config.capacity, spec.observation_shape, spec.action_dim)
-    buffer, _ = load_checkpoint(path, template, part="buffer")
+    buffer, _ = _load_online_checkpoint(path, template, part="buffer")
     env_steps = int(meta["step"])
     rows = replay.export(buffer, env_steps, config.num_envs)
     if not len(rows["rewards"]):

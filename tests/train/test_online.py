@@ -45,6 +45,8 @@ def test_online_resume_equals_an_uninterrupted_run(tmp_path, algo):
     resumed = resume_online(tmp_path / "split")
     assert resumed.step == 600
     assert leaves_equal(whole.agent, resumed.agent)
+    # the replay buffers too (timeouts included: every checkpoint cuts the running episodes in both runs)
+    assert replay_dataset(tmp_path / "whole").fingerprint() == replay_dataset(tmp_path / "split").fingerprint()
     rows = lambda run: [  # noqa: E731
         {k: v for k, v in json.loads(x).items() if not k.startswith("time/")}
         for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
@@ -131,6 +133,8 @@ def test_stop_return_ends_the_run_at_the_first_evaluation_that_reaches_it(tmp_pa
 
 
 def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="stop_return needs evaluations"):
+        OnlineConfig(stop_return=100.0, eval_interval=0)
     with pytest.raises(ValueError, match="multiple of num_envs"):
         OnlineConfig(steps=1001, num_envs=2)
     with pytest.raises(ValueError, match="supports sac, td3"):

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from offrl.atomic import publish
 from offrl.data.dataset import Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays
 from offrl.data.formats.common import jsonable
-from offrl.atomic import publish
 
 
 def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from offrl.atomic import publish
 from offrl.data.dataset import Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays
-from offrl.atomic import publish
 
 
 def load_minari(path: str | os.PathLike[str]) -> Dataset:

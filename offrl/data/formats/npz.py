@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from offrl.atomic import publish
 from offrl.data.dataset import ActionSpace, Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays, from_flat_episodes
 from offrl.data.formats.common import file_sha256, jsonable
-from offrl.atomic import publish
 
 FORMAT_NAME = "offrl-dataset"
 FORMAT_VERSION = 1
