@@ -10,6 +10,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         td3bc.ALGORITHM,
         iql.ALGORITHM,
         cql.ALGORITHM,
+        cql.CAL_QL,
         awac.ALGORITHM,
         edac.ALGORITHM,
         edac.SAC_N,

@@ -67,6 +67,8 @@ class Algorithm:
     #: Fill in anything that depends on the length of training (e.g. a learning-rate schedule's horizon).
     configure_for_training: Callable[[Any, int], Any] = _same_config
     supports_discrete: bool = False
+    #: Derived per-transition columns the update reads besides ``(s, a, r, s', d)`` (see ``offrl.data.columns``).
+    extra_columns: tuple[str, ...] = ()
 
 
 def config_field(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 (the CLI's word)

@@ -1,6 +1,9 @@
 r"""CQL: Conservative Q-Learning (Kumar, Zhou, Tucker & Levine, "Conservative Q-Learning for Offline Reinforcement
 Learning", NeurIPS 2020, arXiv:2006.04779), the continuous CQL(H) variant on top of SAC. Official code:
 github.com/aviralkumar2907/CQL; reference re-implementations: young-geng/CQL (JAX), CORL's ``cql.py``.
+And Cal-QL (Nakamoto et al., "Cal-QL: Calibrated Offline RL Pre-Training for Efficient Online Fine-Tuning",
+NeurIPS 2023, arXiv:2303.05479; official code github.com/nakamotoo/Cal-QL), registered as ``cal-ql``: CQL whose
+pushed-down policy values are floored at the Monte-Carlo return of the data, see below.
 
 SAC's critics are trained with an extra term that pushes Q down on actions the policy and a uniform proposal
 pick (a soft maximum over them) and up on the dataset's actions, so out-of-distribution actions are not
@@ -23,6 +26,12 @@ subtracted. With ``lagrange`` the penalty becomes :math:`\alpha' (\alpha_{cql}\,
 :math:`\alpha' = e^{\lambda}` (clipped to [0, 1e6]) tuned by gradient ascent on the same expression, as in the
 official code: it grows while the weighted gap :math:`\alpha_{cql}\,\text{gap}` is above ``target_action_gap``
 :math:`\tau` (CORL instead writes :math:`\alpha' \alpha_{cql} (\text{gap} - \tau)`).
+
+Cal-QL (``calibrated``) replaces the policy actions' values in that soft maximum by
+:math:`\max(Q(s, a_j), G(s, a))`, where :math:`G` is the dataset's discounted Monte-Carlo return-to-go from the
+transition (``offrl.data.columns``: an episode cut by a timeout counts its unknown tail as zero); so Q is never
+pushed below the behaviour policy's value and stays calibrated for online fine-tuning. Uniform actions are not
+floored (as the official code).
 
 The actor is SAC's, :math:`L_\pi = \mathbb{E}[\alpha \log\pi(\tilde a|s) - \min_k Q_k(s, \tilde a)]`, with the
 temperature tuned to the entropy target :math:`-|A|`; for the first ``bc_steps`` updates it maximises the
@@ -107,6 +116,13 @@ class CQLConfig:
         require(min(rates) > 0, "learning rates must be > 0")
         require(self.init_alpha > 0, f"init_alpha must be > 0, got {self.init_alpha}")
         require(self.reward_scaling in ("none", "locomotion", "antmaze"), "reward_scaling: none|locomotion|antmaze")
+
+
+@dataclass(frozen=True)
+class CalQLConfig(CQLConfig):
+    """Cal-QL: CQL with the Monte-Carlo lower bound (the official code's defaults equal CQL's here)."""
+
+    calibrated: bool = config_field(True, "floor the pushed-down policy values at the data's Monte-Carlo return")
 
 
 class CQLState(struct.PyTreeNode):
@@ -203,6 +219,11 @@ def conservative_gap(critic_params: dict, nets: Networks, batch: Batch, q_data: 
     q_random = q_of_many(nets, critic_params, obs, random_actions)
     q_policy = q_of_many(nets, critic_params, obs, policy_actions)
     q_next = q_of_many(nets, critic_params, obs, next_actions)
+    info = {}
+    if getattr(config, "calibrated", False):  # Cal-QL: never push the policy's values below the data's return
+        bound = batch["mc_returns"][None, :, None]
+        info["cql/bound_active"] = ((q_policy < bound).mean() + (q_next < bound).mean()) / 2
+        q_policy, q_next = jnp.maximum(q_policy, bound), jnp.maximum(q_next, bound)
     if config.importance_sample:
         log_uniform_density = random_actions.shape[-1] * math.log(0.5)
         stacked = jnp.concatenate(
@@ -212,6 +233,7 @@ def conservative_gap(critic_params: dict, nets: Networks, batch: Batch, q_data: 
         stacked = jnp.concatenate([q_random, q_data[..., None], q_next, q_policy], axis=-1)
     soft_max = config.temperature * jax.scipy.special.logsumexp(stacked / config.temperature, axis=-1)
     return (soft_max - q_data).mean(axis=1), {
+        **info,
         "cql/q_random": q_random.mean(),
         "cql/q_policy": q_policy.mean(),
         "cql/q_next_actions": q_next.mean(),
@@ -342,4 +364,14 @@ ALGORITHM = Algorithm(
     init=init,
     update=update,
     act=act,
+)
+
+CAL_QL = Algorithm(
+    name="cal-ql",
+    description="Cal-QL (Nakamoto et al. 2023): CQL with pushed-down values floored at Monte-Carlo returns",
+    config_class=CalQLConfig,
+    init=init,
+    update=update,
+    act=act,
+    extra_columns=("mc_returns",),
 )

@@ -28,6 +28,7 @@ import numpy as np
 import offrl
 from offrl.algos import get_algorithm
 from offrl.algos.base import Algorithm, Spec
+from offrl.data.columns import derived_column
 from offrl.data.dataset import Dataset, check_against_spaces
 from offrl.data.loaders import file_sha256, load_dataset
 from offrl.data.transforms import Transforms
@@ -321,6 +322,8 @@ def _execute(
     arrays = transforms.apply(dataset)
     if dataset.discrete:
         arrays["actions"] = dataset.actions.astype(np.int32)
+    for name in algo.extra_columns:  # e.g. Cal-QL's Monte-Carlo returns, on the rewards the algorithm sees
+        arrays[name] = derived_column(name, dataset, arrays, getattr(algo_config, "discount", 0.99))
     data = jax.device_put(arrays)
 
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))

@@ -34,6 +34,9 @@ def batch(n=16, seed=0):
         "rewards": jnp.asarray(rng.standard_normal(n), jnp.float32),
         "terminals": jnp.asarray(rng.integers(0, 2, n), jnp.float32),
         "next_observations": jnp.asarray(rng.standard_normal((n, 5)), jnp.float32),
+        # derived columns some algorithms read (offrl.data.columns); the others ignore them
+        "mc_returns": jnp.asarray(rng.standard_normal(n), jnp.float32),
+        "next_actions": jnp.asarray(rng.uniform(-1, 1, (n, 2)), jnp.float32),
     }
 
 

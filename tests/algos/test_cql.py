@@ -93,3 +93,18 @@ def test_max_target_backup_and_bc_warm_start_run():
         state, metrics = update(state, batch(seed=seed))
         assert all(np.isfinite(float(v)) for v in metrics.values())
     assert int(state.step) == 3
+
+
+def test_cal_ql_floors_the_policy_values_at_the_monte_carlo_return():
+    config = cql.CalQLConfig(hidden_dims=(16, 16), importance_sample=False, n_actions=10)
+    state = cql.init(jax.random.PRNGKey(0), SPEC, config)
+    params = constant_critic(state, 0.0)
+    data = {**batch(), "mc_returns": jnp.full(8, 5.0)}
+    nets, props = proposals(state, data, 10)
+    q_data = nets.critic.apply(params, data["observations"], data["actions"])
+    gap, info = cql.conservative_gap(params, nets, data, q_data, props, config)
+    # uniform actions and the data action stay at 0; the 20 policy actions are lifted to the return, 5
+    np.testing.assert_allclose(np.asarray(gap), [math.log(11 + 20 * math.exp(5.0))] * 2, rtol=1e-5)
+    assert float(info["cql/bound_active"]) == 1.0
+    plain, _ = cql.conservative_gap(params, nets, data, q_data, props, cql.CQLConfig(importance_sample=False))
+    np.testing.assert_allclose(np.asarray(plain), [math.log(31)] * 2, rtol=1e-5)

@@ -234,3 +234,17 @@ def test_stochastic_evaluation_samples_and_stays_in_bounds(tmp_path, capsys):
     np.testing.assert_array_equal(policy.sampler(seed=3)(obs), first)
     assert main(["evaluate", str(tmp_path / "r"), "--episodes", "2", "--stochastic", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["task"] == "pendulum"
+
+
+def test_an_algorithm_gets_the_derived_columns_it_asks_for(tmp_path):
+    """Cal-QL reads Monte-Carlo returns: the offline trainer computes them from the dataset's episodes."""
+    from offrl.algos.cql import CalQLConfig
+    from offrl.train import TrainConfig, train
+
+    config = TrainConfig(
+        algo="cal-ql", steps=20, updates_per_call=10, eval_interval=0, eval_episodes=1, output_dir=str(tmp_path),
+        run_name="c", progress=False,
+    )  # fmt: skip
+    train(config, CalQLConfig(hidden_dims=(16, 16), n_actions=2))
+    rows = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
+    assert any("cql/bound_active" in row for row in rows)

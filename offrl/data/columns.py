@@ -1,0 +1,49 @@
+"""Per-transition columns derived from a dataset's episodes, for algorithms that need more than ``(s, a, r, s', d)``.
+
+An algorithm asks for them by name (``Algorithm.extra_columns``); the offline trainer adds them to the training
+arrays, computed on the rewards the algorithm sees (after reward scaling):
+
+- ``mc_returns``: the discounted Monte-Carlo return-to-go ``sum_k gamma^k r_{t+k}`` from each row to the end of
+  its episode (Cal-QL's lower bound). An episode that ends in a timeout is cut, not finished: its tail is unknown
+  and counts as zero, so the value is a lower bound of the true return-to-go when rewards are non-negative,
+  as Cal-QL uses it (the official code does the same on D4RL's truncated locomotion episodes).
+- ``next_actions``: the dataset's action at the next row of the same episode (ReBRAC's critic penalty); at an
+  episode's last row, where the next action was never logged, the row's own action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from offrl.data.dataset import Dataset
+
+
+def mc_returns(dataset: Dataset, rewards: np.ndarray, discount: float) -> np.ndarray:
+    out = np.empty(len(rewards), np.float64)
+    for start, end in zip(dataset.episode_starts, dataset.episode_ends, strict=True):
+        running = 0.0
+        for t in range(end, start - 1, -1):
+            running = float(rewards[t]) + discount * running
+            out[t] = running
+    return out.astype(np.float32)
+
+
+def next_actions(dataset: Dataset, actions: np.ndarray) -> np.ndarray:
+    shifted = np.concatenate([actions[1:], actions[-1:]])
+    ends = dataset.episode_ends
+    shifted[ends] = actions[ends]
+    return shifted
+
+
+DERIVED: dict[str, Callable[[Dataset, dict[str, np.ndarray], float], np.ndarray]] = {
+    "mc_returns": lambda ds, arrays, discount: mc_returns(ds, arrays["rewards"], discount),
+    "next_actions": lambda ds, arrays, discount: next_actions(ds, arrays["actions"]),
+}
+
+
+def derived_column(name: str, dataset: Dataset, arrays: dict[str, np.ndarray], discount: float) -> np.ndarray:
+    if name not in DERIVED:
+        raise KeyError(f"unknown derived column {name!r}; known: {', '.join(sorted(DERIVED))}")
+    return DERIVED[name](dataset, arrays, discount)
