@@ -1,6 +1,6 @@
 """Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
 
-from offrl.algos import awac, bc, cql, edac, iql, sac, td3, td3bc
+from offrl.algos import awac, bc, cql, edac, iql, rebrac, sac, td3, td3bc
 from offrl.algos.base import Algorithm, Spec
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -12,6 +12,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         cql.ALGORITHM,
         cql.CAL_QL,
         awac.ALGORITHM,
+        rebrac.ALGORITHM,
         edac.ALGORITHM,
         edac.SAC_N,
         sac.ALGORITHM,
