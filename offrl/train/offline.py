@@ -29,6 +29,7 @@ import offrl
 from offrl.algos import get_algorithm
 from offrl.algos.base import Algorithm, Spec
 from offrl.data.columns import derived_column
+from offrl.data.corruption import Corruption, corrupt
 from offrl.data.dataset import Dataset, check_against_spaces
 from offrl.data.loaders import file_sha256, load_dataset
 from offrl.data.transforms import Transforms
@@ -50,7 +51,7 @@ from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogg
 class TrainConfig:
     """How to run training (what to learn is the algorithm's config)."""
 
-    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm: bc, td3bc, iql, sac or td3"})
+    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm (offrl train --help lists them)"})
     dataset: str = dataclasses.field(
         default="pendulum-mixed", metadata={"help": "dataset file/directory, or a built-in name (made on first use)"}
     )
@@ -72,6 +73,14 @@ class TrainConfig:
         default=0, metadata={"help": "time limit for logs that lack end flags (flat npz); 0 = the task's"}
     )
     progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
+    corruption: str = dataclasses.field(
+        default="",
+        metadata={
+            "help": "corrupt the data first (robustness tests, offrl.data.corruption): "
+            "KIND[:random|adversarial[:RATE[:SCALE]]], KIND = observations | actions | rewards | dynamics"
+        },
+    )
+    corruption_seed: int = dataclasses.field(default=0, metadata={"help": "seed choosing the corrupted rows"})
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "updates_per_call", "log_interval", "eval_episodes"):
@@ -80,6 +89,8 @@ class TrainConfig:
         for name in ("eval_interval", "checkpoint_interval", "keep_checkpoints", "max_episode_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.corruption:
+            Corruption.parse(self.corruption, self.corruption_seed)  # a bad spec fails here, before any work
 
 
 class NonFiniteLossError(RuntimeError):
@@ -308,6 +319,8 @@ def _execute(
 ) -> RunResult:
     began = time.perf_counter()
     dataset = source.dataset
+    if config.corruption:  # the same rows and noise on every run with this corruption and seed (resume included)
+        dataset = corrupt(dataset, Corruption.parse(config.corruption, config.corruption_seed))
     task = dataset_task(dataset, config.task)
     if task is not None:
         check_against_spaces(dataset, *task.spaces())
@@ -342,6 +355,7 @@ def _execute(
             "path": source.path,
             "sha256": source.sha256,
             "fingerprint": dataset.fingerprint(),
+            "corruption": dataset.metadata.get("corruption"),
             "transitions": dataset.size,
             "episodes": dataset.num_episodes,
             "builtin": source.builtin,

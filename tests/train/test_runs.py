@@ -248,3 +248,18 @@ def test_an_algorithm_gets_the_derived_columns_it_asks_for(tmp_path):
     train(config, CalQLConfig(hidden_dims=(16, 16), n_actions=2))
     rows = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     assert any("cql/bound_active" in row for row in rows)
+
+
+def test_a_run_on_corrupted_data_records_the_corruption(tmp_path):
+    from offrl.train import TrainConfig, train
+
+    config = TrainConfig(
+        algo="bc", steps=20, updates_per_call=10, eval_interval=0, eval_episodes=1, output_dir=str(tmp_path),
+        run_name="c", progress=False, corruption="rewards:random:0.3", corruption_seed=3,
+    )  # fmt: skip
+    train(config)
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert saved["train"]["corruption"] == "rewards:random:0.3" and saved["dataset"]["corruption"]["seed"] == 3
+    assert saved["dataset"]["corruption"]["rows"] > 0
+    with pytest.raises(ValueError, match="kind must be one of"):
+        TrainConfig(corruption="wind")
