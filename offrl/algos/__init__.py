@@ -1,6 +1,6 @@
 """Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
 
-from offrl.algos import awac, bc, cql, edac, iql, rebrac, riql, sac, td3, td3bc
+from offrl.algos import awac, bc, cql, edac, fdvl, iql, rebrac, riql, sac, td3, td3bc
 from offrl.algos.base import Algorithm, Spec
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -10,6 +10,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         td3bc.ALGORITHM,
         iql.ALGORITHM,
         riql.ALGORITHM,
+        fdvl.ALGORITHM,
         cql.ALGORITHM,
         cql.CAL_QL,
         awac.ALGORITHM,

@@ -43,3 +43,25 @@ def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, entropy_target: 
     alpha = jnp.exp(log_alpha)
     loss = -(alpha * jax.lax.stop_gradient(log_prob + entropy_target)).mean()
     return loss, {"alpha/loss": loss, "alpha/value": alpha}
+
+
+# f-divergence value losses of Dual RL (Sikchi et al. 2024), on z = Q(s, a) - V(s); ``temp`` is the paper's alpha.
+
+
+def chi_square_value_loss(z: jax.Array, temp: float) -> jax.Array:
+    """``temp * max(z + z^2 / 4, 0) - (1 - temp) * z`` (elementwise)."""
+    return temp * jnp.maximum(z + z * z / 4.0, 0.0) - (1.0 - temp) * z
+
+
+def total_variation_value_loss(z: jax.Array, temp: float) -> jax.Array:
+    """``temp * max(z, 0) - (1 - temp) * z`` (elementwise). Over a constant V it is minimised where
+    ``P(Q > V) = (1 - temp) / temp`` (``temp`` in [0.5, 1)): an upper quantile of Q, the max as ``temp -> 1``."""
+    return temp * jnp.maximum(z, 0.0) - (1.0 - temp) * z
+
+
+def reverse_kl_value_loss(z: jax.Array, temp: float, max_clip: float) -> jax.Array:
+    """XQL's Gumbel loss ``e^x - x - 1`` at ``x = min(z / temp, max_clip)``, scaled by ``e^-m`` with ``m`` the
+    batch maximum (at least -1, not differentiated): the stabilised form of Dual RL (elementwise)."""
+    x = jnp.minimum(z / temp, max_clip)
+    m = jax.lax.stop_gradient(jnp.maximum(jnp.max(x), -1.0))
+    return jnp.exp(x - m) - x * jnp.exp(-m) - jnp.exp(-m)
