@@ -46,6 +46,23 @@ def test_cql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
     assert result.final_evaluation.normalized_mean > result.behaviour_normalized_score + 20
 
 
+def test_discrete_cql_learns_cartpole_from_the_expert_logs(tmp_path):
+    """Discrete CQL on the external CartPole expert logs (495 mean return): 500 after 1000 updates (seed 0)."""
+    if not (SHARED_DATA / "external" / "expert_cartpole.npz").exists():
+        pytest.skip("../shared/data is not beside this checkout")
+    config = TrainConfig(
+        algo="cql-discrete",
+        dataset=str(SHARED_DATA / "external" / "expert_cartpole.npz"),
+        task="cartpole",
+        steps=2000,
+        eval_interval=0,
+        eval_episodes=5,
+        output_dir=str(tmp_path),
+        progress=False,
+    )
+    assert train(config).final_evaluation.mean > 450
+
+
 def test_bc_clones_the_cartpole_expert(tmp_path):
     pytest.importorskip("gymnasium")
     if not (SHARED_DATA / "external" / "expert_cartpole.npz").exists():

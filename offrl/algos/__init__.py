@@ -1,6 +1,6 @@
 """Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
 
-from offrl.algos import awac, bc, cql, edac, fdvl, iql, rebrac, riql, sac, td3, td3bc
+from offrl.algos import awac, bc, cql, cql_discrete, edac, fdvl, iql, rebrac, riql, sac, td3, td3bc
 from offrl.algos.base import Algorithm, Spec
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -13,6 +13,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         fdvl.ALGORITHM,
         cql.ALGORITHM,
         cql.CAL_QL,
+        cql_discrete.ALGORITHM,
         awac.ALGORITHM,
         rebrac.ALGORITHM,
         edac.ALGORITHM,

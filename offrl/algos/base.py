@@ -67,6 +67,7 @@ class Algorithm:
     #: Fill in anything that depends on the length of training (e.g. a learning-rate schedule's horizon).
     configure_for_training: Callable[[Any, int], Any] = _same_config
     supports_discrete: bool = False
+    supports_continuous: bool = True
     #: Derived per-transition columns the update reads besides ``(s, a, r, s', d)`` (see ``offrl.data.columns``).
     extra_columns: tuple[str, ...] = ()
 

@@ -326,6 +326,8 @@ def _execute(
         check_against_spaces(dataset, *task.spaces())
     if dataset.discrete and not algo.supports_discrete:
         raise ValueError(f"{algo.name} needs continuous actions; this dataset's actions are discrete")
+    if not dataset.discrete and not algo.supports_continuous:
+        raise ValueError(f"{algo.name} needs discrete actions; this dataset's actions are continuous")
     transforms = Transforms.fit(
         dataset,
         normalize_observations=algo_config.normalize_observations,

@@ -16,7 +16,11 @@ from offrl.train.engine import UpdateLoop, metric_names
 from tests.conftest import leaves_equal
 
 SMALL = {"hidden_dims": (32, 32)}
-SPEC = Spec((5,), 2)
+
+
+def spec_of(algo, observation_shape=(5,)):
+    """Continuous actions unless the algorithm only takes discrete ones."""
+    return Spec(observation_shape, 2, discrete=not algo.supports_continuous)
 
 
 def small_config(algo):
@@ -26,11 +30,19 @@ def small_config(algo):
     return algo.configure_for_training(config, 1000)
 
 
-def batch(n=16, seed=0):
+def batch_for(algo, **kwargs):
+    return batch(discrete=not algo.supports_continuous, **kwargs)
+
+
+def batch(n=16, seed=0, discrete=False):
     rng = np.random.default_rng(seed)
     return {
         "observations": jnp.asarray(rng.standard_normal((n, 5)), jnp.float32),
-        "actions": jnp.asarray(rng.uniform(-1, 1, (n, 2)), jnp.float32),
+        "actions": (
+            jnp.asarray(rng.integers(0, 2, n), jnp.int32)
+            if discrete
+            else jnp.asarray(rng.uniform(-1, 1, (n, 2)), jnp.float32)
+        ),
         "rewards": jnp.asarray(rng.standard_normal(n), jnp.float32),
         "terminals": jnp.asarray(rng.integers(0, 2, n), jnp.float32),
         "next_observations": jnp.asarray(rng.standard_normal((n, 5)), jnp.float32),
@@ -46,9 +58,9 @@ def algo(request):
 
 
 def test_update_changes_parameters_and_reports_finite_metrics(algo):
-    state = algo.init(jax.random.PRNGKey(0), SPEC, small_config(algo))
-    new_state, metrics = jax.jit(algo.update)(state, batch())
-    new_state, metrics = jax.jit(algo.update)(new_state, batch(seed=1))  # delayed actors update on step 2
+    state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
+    new_state, metrics = jax.jit(algo.update)(state, batch_for(algo))
+    new_state, metrics = jax.jit(algo.update)(new_state, batch_for(algo, seed=1))  # delayed actors update on step 2
     assert metrics and all(np.isfinite(float(v)) for v in metrics.values())
     assert all("/" in name for name in metrics), "metric names are namespaced"
     before = jax.tree_util.tree_leaves(state)
@@ -58,22 +70,25 @@ def test_update_changes_parameters_and_reports_finite_metrics(algo):
 
 
 def test_act_shapes_bounds_and_determinism(algo):
-    state = algo.init(jax.random.PRNGKey(0), SPEC, small_config(algo))
+    state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
     obs = jnp.ones((7, 5))
     a1 = algo.act(state, obs, jax.random.PRNGKey(1), True)
     a2 = algo.act(state, obs, jax.random.PRNGKey(2), True)
-    assert a1.shape == (7, 2)
-    np.testing.assert_array_equal(a1, a2)
-    assert float(jnp.abs(a1).max()) <= 1.0
     noisy = algo.act(state, obs, jax.random.PRNGKey(3), False)
+    np.testing.assert_array_equal(a1, a2)
+    if not algo.supports_continuous:  # action indices
+        assert a1.shape == noisy.shape == (7,) and set(np.asarray(a1)) | set(np.asarray(noisy)) <= {0, 1}
+        return
+    assert a1.shape == (7, 2)
+    assert float(jnp.abs(a1).max()) <= 1.0
     assert noisy.shape == (7, 2) and float(jnp.abs(noisy).max()) <= 1.0
 
 
 def test_save_load_round_trip(algo, tmp_path):
-    state = algo.init(jax.random.PRNGKey(0), SPEC, small_config(algo))
-    state, _ = jax.jit(algo.update)(state, batch())
+    state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
+    state, _ = jax.jit(algo.update)(state, batch_for(algo))
     save_checkpoint(tmp_path, 1, {"agent": state}, {"algo": algo.name})
-    template = algo.init(jax.random.PRNGKey(42), SPEC, small_config(algo))
+    template = algo.init(jax.random.PRNGKey(42), spec_of(algo), small_config(algo))
     restored, meta = load_checkpoint(tmp_path / "step_000000001.msgpack", {"agent": template})
     assert meta["algo"] == algo.name and meta["step"] == 1
     assert leaves_equal(restored["agent"], state)
@@ -81,15 +96,15 @@ def test_save_load_round_trip(algo, tmp_path):
     np.testing.assert_array_equal(
         algo.act(restored["agent"], obs, jax.random.PRNGKey(0), True), algo.act(state, obs, jax.random.PRNGKey(0), True)
     )
-    continued, _ = jax.jit(algo.update)(restored["agent"], batch(seed=3))
-    reference, _ = jax.jit(algo.update)(state, batch(seed=3))
+    continued, _ = jax.jit(algo.update)(restored["agent"], batch_for(algo, seed=3))
+    reference, _ = jax.jit(algo.update)(state, batch_for(algo, seed=3))
     assert leaves_equal(continued, reference)
 
 
 def test_loading_into_a_different_architecture_names_the_problem(algo, tmp_path):
-    state = algo.init(jax.random.PRNGKey(0), SPEC, small_config(algo))
+    state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
     save_checkpoint(tmp_path, 1, {"agent": state}, {})
-    bigger = algo.init(jax.random.PRNGKey(0), Spec((6,), 2), small_config(algo))
+    bigger = algo.init(jax.random.PRNGKey(0), spec_of(algo, (6,)), small_config(algo))
     with pytest.raises(CheckpointError, match="shape"):
         load_checkpoint(tmp_path / "step_000000001.msgpack", {"agent": bigger})
     with pytest.raises(CheckpointError, match="missing key|unknown key"):
@@ -98,8 +113,8 @@ def test_loading_into_a_different_architecture_names_the_problem(algo, tmp_path)
 
 def test_chunks_resume_exactly_and_compile_once(algo):
     """K updates in one call == K/2 + K/2 in two calls, bitwise; repeated calls reuse one compilation."""
-    data = {k: v for k, v in batch(n=64).items()}
-    state = algo.init(jax.random.PRNGKey(0), SPEC, small_config(algo))
+    data = {k: v for k, v in batch_for(algo, n=64).items()}
+    state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
     names = metric_names(algo.update, state, data, 8)
     copy = jax.tree_util.tree_map(jnp.array, state)
 
