@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table-only", action="store_true", help="only print the table of finished runs")
     parser.add_argument("--into", help="also write the table into this Markdown file (e.g. BENCHMARKS.md)")
     parser.add_argument(
+        "--archive",
+        help="copy the small files of every finished run (summary, evaluations, final evaluation, config; no "
+        "checkpoints) into this folder, e.g. benchmarks/results/NAME; `--table-only --out` that folder rebuilds the "
+        "table",
+    )
+    parser.add_argument(
         "--peer",
         action="store_true",
         help="also run d3rlpy's IQL and TD3+BC (those of --algos it has) on the same data, steps and seeds, in "
@@ -151,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.into:
         write_into(Path(args.into), out.name, text)
+    if args.archive:
+        archive(out, Path(args.archive))
 
 
 def dataset_list(args: argparse.Namespace) -> list[tuple[str, str, str]]:
@@ -429,6 +437,27 @@ def table(
                 lines.append("| " + " | ".join([label, *row]) + " |")
     atomic_write_json(out / "results.json", results)
     return "\n".join(lines)
+
+
+ARCHIVED = ("summary.json", "eval.csv", "final_eval.json", "config.json")
+
+
+def archive(out: Path, destination: Path) -> None:
+    """Copy what the table needs of every finished run (and the d3rlpy records) into ``destination``."""
+    copied = 0
+    for dataset in sorted(p for p in out.iterdir() if p.is_dir()):
+        runs = [r for r in sorted(dataset.iterdir()) if r.is_dir() and (r / "summary.json").exists()]
+        for run in runs:
+            (destination / dataset.name / run.name).mkdir(parents=True, exist_ok=True)
+            for name in ARCHIVED:
+                if (run / name).exists():
+                    shutil.copy2(run / name, destination / dataset.name / run.name / name)
+            copied += 1
+        for record in sorted(dataset.glob("d3rlpy-*.json")):
+            (destination / dataset.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(record, destination / dataset.name / record.name)
+            copied += 1
+    print(f"{copied} finished runs archived in {destination}", flush=True)
 
 
 def write_into(path: Path, name: str, text: str) -> None:

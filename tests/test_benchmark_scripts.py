@@ -44,8 +44,13 @@ def test_scores_runs_in_parallel_resumes_and_writes_the_table_into_a_file(tmp_pa
     assert all(r["step"] == 200 and r["final_many/normalized_score"] is not None for r in results.values())
     assert (tmp_path / "bench" / "pendulum-mixed" / "bc-s0" / "final_eval.json").exists()
 
-    scores.main(argv)  # everything finished: nothing is trained again, the table is replaced in place
+    scores.main([*argv, "--archive", str(tmp_path / "kept")])  # all finished: nothing trains, the table is replaced
     assert "2 of 2 runs already finished; 0 to run" in capsys.readouterr().out
+    kept = tmp_path / "kept" / "pendulum-mixed" / "bc-s0"
+    assert {p.name for p in kept.iterdir()} == {"summary.json", "eval.csv", "final_eval.json", "config.json"}
+    table_only = ["--datasets", "pendulum-mixed", "--algos", "bc,td3bc", "--seeds", "0", "--steps", "200"]
+    scores.main([*table_only, "--final-episodes", "2", "--table-only", "--out", str(tmp_path / "kept")])
+    assert capsys.readouterr().out.count("| pendulum-mixed (") == 2  # the table from the archive alone
     text = markdown.read_text()
     assert text.startswith("# Benchmarks\n\nkept text\n")
     assert text.count("<!-- scores:bench -->") == 1 and text.count("| pendulum-mixed (") == 2
