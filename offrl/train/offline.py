@@ -51,7 +51,7 @@ from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogg
 class TrainConfig:
     """How to run training (what to learn is the algorithm's config)."""
 
-    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm (offrl train --help lists them)"})
+    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm (listed at the end of this help)"})
     dataset: str = dataclasses.field(
         default="pendulum-mixed", metadata={"help": "dataset file/directory, or a built-in name (made on first use)"}
     )
