@@ -75,7 +75,7 @@ from flax import struct
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
 from offrl.nn.losses import critic_ensemble_loss, td_target, temperature_loss
 from offrl.nn.networks import Ensemble, QNetwork
-from offrl.nn.policies import TanhGaussianPolicy, tanh_gaussian_log_prob, tanh_gaussian_sample
+from offrl.nn.policies import TanhGaussianPolicy, tanh_gaussian_act, tanh_gaussian_log_prob, tanh_gaussian_sample
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
 
 MAX_ALPHA_PRIME = 1e6
@@ -352,9 +352,7 @@ def update(state: CQLState, batch: Batch) -> tuple[CQLState, Metrics]:
 
 def act(state: CQLState, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
     mean, log_std = networks(state.config, state.spec).actor.apply(state.actor_params, observations)
-    if deterministic:
-        return jnp.tanh(mean)
-    return tanh_gaussian_sample(key, mean, log_std)[0]
+    return tanh_gaussian_act(mean, log_std, key, deterministic)
 
 
 ALGORITHM = Algorithm(

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.algos.iql import IQLState, actor_loss, configure_for_training
+from offrl.algos.iql import IQLState, actor_loss, actor_optimizer, configure_for_training, init_state
 from offrl.nn.losses import (
     chi_square_value_loss,
     expectile_loss,
@@ -51,8 +51,8 @@ from offrl.nn.losses import (
     total_variation_value_loss,
 )
 from offrl.nn.networks import Ensemble, QNetwork, ValueNetwork
-from offrl.nn.policies import GaussianPolicy
-from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
+from offrl.nn.policies import GaussianPolicy, gaussian_act
+from offrl.nn.updates import apply_gradients, global_norm, polyak_update
 
 DIVERGENCES = ("chi-square", "total-variation", "reverse-kl", "expectile")
 
@@ -104,17 +104,13 @@ class Networks(NamedTuple):
 
 @cache
 def networks(config: FDVLConfig, spec: Spec) -> Networks:
-    actor_lr: float | optax.Schedule = config.actor_lr
-    if config.cosine_decay:
-        require(config.decay_steps > 0, "f-DVL's cosine decay needs decay_steps (set from the run length)")
-        actor_lr = optax.cosine_decay_schedule(config.actor_lr, config.decay_steps)
     return Networks(
         actor=GaussianPolicy(
             config.hidden_dims, spec.action_dim, log_std_min=config.log_std_min, dropout_rate=config.dropout_rate
         ),
         critic=Ensemble(QNetwork, 2)(config.hidden_dims),
         value=ValueNetwork(config.hidden_dims, layer_norm=config.value_layer_norm),
-        actor_tx=optax.adam(actor_lr),
+        actor_tx=actor_optimizer(config),
         critic_tx=optax.adam(config.critic_lr),
         value_tx=optax.adam(config.value_lr),
     )
@@ -122,24 +118,7 @@ def networks(config: FDVLConfig, spec: Spec) -> Networks:
 
 def init(key: jax.Array, spec: Spec, config: FDVLConfig) -> IQLState:
     require(not spec.discrete, "f-DVL here is for continuous actions")
-    nets = networks(config, spec)
-    k_actor, k_critic, k_value, k_state = jax.random.split(key, 4)
-    obs = jnp.zeros((1, *spec.observation_shape))
-    actor_params = nets.actor.init(k_actor, obs)
-    critic_params = nets.critic.init(k_critic, obs, jnp.zeros((1, spec.action_dim)))
-    value_params = nets.value.init(k_value, obs)
-    return IQLState(
-        actor_params=actor_params,
-        actor_opt=nets.actor_tx.init(actor_params),
-        critic_params=critic_params,
-        critic_opt=nets.critic_tx.init(critic_params),
-        target_critic_params=copy_tree(critic_params),
-        value_params=value_params,
-        value_opt=nets.value_tx.init(value_params),
-        rng=k_state,
-        config=config,
-        spec=spec,
-    )
+    return init_state(key, spec, config, networks(config, spec))
 
 
 def f_loss(z: jax.Array, config: FDVLConfig) -> jax.Array:
@@ -216,9 +195,7 @@ def update(state: IQLState, batch: Batch) -> tuple[IQLState, Metrics]:
 
 def act(state: IQLState, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
     mean, log_std = networks(state.config, state.spec).actor.apply(state.actor_params, observations)
-    if deterministic:
-        return mean
-    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+    return gaussian_act(mean, log_std, key, deterministic)
 
 
 ALGORITHM = Algorithm(

@@ -46,7 +46,7 @@ from flax import struct
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
 from offrl.nn.losses import critic_ensemble_loss, expectile_loss, td_target
 from offrl.nn.networks import Ensemble, QNetwork, ValueNetwork
-from offrl.nn.policies import GaussianPolicy, gaussian_log_prob
+from offrl.nn.policies import GaussianPolicy, gaussian_act, gaussian_log_prob
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
 
 
@@ -101,19 +101,23 @@ class Networks(NamedTuple):
     value_tx: optax.GradientTransformation
 
 
+def actor_optimizer(config) -> optax.GradientTransformation:
+    """Adam for the actor, with the cosine decay of its learning rate when ``config.cosine_decay`` (IQL family)."""
+    if not config.cosine_decay:
+        return optax.adam(config.actor_lr)
+    require(config.decay_steps > 0, "the actor's cosine decay needs decay_steps (set from the run length)")
+    return optax.adam(optax.cosine_decay_schedule(config.actor_lr, config.decay_steps))
+
+
 @cache
 def networks(config: IQLConfig, spec: Spec) -> Networks:
-    actor_lr: float | optax.Schedule = config.actor_lr
-    if config.cosine_decay:
-        require(config.decay_steps > 0, "IQL's cosine decay needs decay_steps (set from the run length)")
-        actor_lr = optax.cosine_decay_schedule(config.actor_lr, config.decay_steps)
     return Networks(
         actor=GaussianPolicy(
             config.hidden_dims, spec.action_dim, log_std_min=config.log_std_min, dropout_rate=config.dropout_rate
         ),
         critic=Ensemble(QNetwork, 2)(config.hidden_dims),
         value=ValueNetwork(config.hidden_dims),
-        actor_tx=optax.adam(actor_lr),
+        actor_tx=actor_optimizer(config),
         critic_tx=optax.adam(config.critic_lr),
         value_tx=optax.adam(config.value_lr),
     )
@@ -121,7 +125,11 @@ def networks(config: IQLConfig, spec: Spec) -> Networks:
 
 def init(key: jax.Array, spec: Spec, config: IQLConfig) -> IQLState:
     require(not spec.discrete, "IQL here is for continuous actions")
-    nets = networks(config, spec)
+    return init_state(key, spec, config, networks(config, spec))
+
+
+def init_state(key: jax.Array, spec: Spec, config, nets) -> IQLState:
+    """The state of an IQL-family agent (actor, twin or ensemble critics with targets, V) built from ``nets``."""
     k_actor, k_critic, k_value, k_state = jax.random.split(key, 4)
     obs = jnp.zeros((1, *spec.observation_shape))
     act = jnp.zeros((1, spec.action_dim))
@@ -223,9 +231,7 @@ def update(state: IQLState, batch: Batch) -> tuple[IQLState, Metrics]:
 
 def act(state: IQLState, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:
     mean, log_std = networks(state.config, state.spec).actor.apply(state.actor_params, observations)
-    if deterministic:
-        return mean
-    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+    return gaussian_act(mean, log_std, key, deterministic)
 
 
 def configure_for_training(config: IQLConfig, total_steps: int) -> IQLConfig:

@@ -40,11 +40,11 @@ import jax.numpy as jnp
 import optax
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.algos.iql import IQLState, configure_for_training, value_loss
+from offrl.algos.iql import IQLState, actor_optimizer, configure_for_training, init_state, value_loss
 from offrl.nn.losses import huber_loss, td_target
 from offrl.nn.networks import Ensemble, QNetwork, ValueNetwork
-from offrl.nn.policies import DeterministicPolicy, GaussianPolicy, gaussian_log_prob
-from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
+from offrl.nn.policies import DeterministicPolicy, GaussianPolicy, gaussian_act, gaussian_log_prob
+from offrl.nn.updates import apply_gradients, global_norm, polyak_update
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,6 @@ class Networks(NamedTuple):
 
 @cache
 def networks(config: RIQLConfig, spec: Spec) -> Networks:
-    actor_lr: float | optax.Schedule = config.actor_lr
-    if config.cosine_decay:
-        require(config.decay_steps > 0, "RIQL's cosine decay needs decay_steps (set from the run length)")
-        actor_lr = optax.cosine_decay_schedule(config.actor_lr, config.decay_steps)
     if config.deterministic_actor:
         actor: nn.Module = DeterministicPolicy(config.hidden_dims, spec.action_dim)
     else:
@@ -107,7 +103,7 @@ def networks(config: RIQLConfig, spec: Spec) -> Networks:
         actor=actor,
         critic=Ensemble(QNetwork, config.num_critics)(config.hidden_dims),
         value=ValueNetwork(config.hidden_dims),
-        actor_tx=optax.adam(actor_lr),
+        actor_tx=actor_optimizer(config),
         critic_tx=optax.adam(config.critic_lr),
         value_tx=optax.adam(config.value_lr),
     )
@@ -115,24 +111,7 @@ def networks(config: RIQLConfig, spec: Spec) -> Networks:
 
 def init(key: jax.Array, spec: Spec, config: RIQLConfig) -> IQLState:
     require(not spec.discrete, "RIQL here is for continuous actions")
-    nets = networks(config, spec)
-    k_actor, k_critic, k_value, k_state = jax.random.split(key, 4)
-    obs = jnp.zeros((1, *spec.observation_shape))
-    actor_params = nets.actor.init(k_actor, obs)
-    critic_params = nets.critic.init(k_critic, obs, jnp.zeros((1, spec.action_dim)))
-    value_params = nets.value.init(k_value, obs)
-    return IQLState(
-        actor_params=actor_params,
-        actor_opt=nets.actor_tx.init(actor_params),
-        critic_params=critic_params,
-        critic_opt=nets.critic_tx.init(critic_params),
-        target_critic_params=copy_tree(critic_params),
-        value_params=value_params,
-        value_opt=nets.value_tx.init(value_params),
-        rng=k_state,
-        config=config,
-        spec=spec,
-    )
+    return init_state(key, spec, config, networks(config, spec))
 
 
 def scaled_huber(diff: jax.Array, sigma: float) -> jax.Array:
@@ -212,9 +191,7 @@ def act(state: IQLState, observations: jax.Array, key: jax.Array, deterministic:
             return out
         return jnp.clip(out + 0.1 * jax.random.normal(key, out.shape), -1.0, 1.0)
     mean, log_std = out
-    if deterministic:
-        return mean
-    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+    return gaussian_act(mean, log_std, key, deterministic)
 
 
 ALGORITHM = Algorithm(

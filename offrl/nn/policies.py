@@ -45,6 +45,18 @@ def tanh_gaussian_log_prob(action: jax.Array, mean: jax.Array, log_std: jax.Arra
     return gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u)
 
 
+def tanh_gaussian_act(mean: jax.Array, log_std: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """Acting with a :class:`TanhGaussianPolicy`'s output: ``tanh(mean)``, or a sample."""
+    return jnp.tanh(mean) if deterministic else tanh_gaussian_sample(key, mean, log_std)[0]
+
+
+def gaussian_act(mean: jax.Array, log_std: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """Acting with a :class:`GaussianPolicy`'s output: the mean, or a sample clipped to [-1, 1]."""
+    if deterministic:
+        return mean
+    return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+
+
 class DeterministicPolicy(nn.Module):
     hidden_dims: Sequence[int]
     action_dim: int
