@@ -17,6 +17,11 @@ the policy is evaluated with ``offrl.envs.evaluate``: ``--eval-episodes`` episod
 (environment seeds 10000 + 1000 * seed + i, those of offrl's evaluations during training; runs made before
 2026-11-27 05:30 used seeds 0..9), and ``--final-episodes`` episodes at the end on environment seeds 100000.., the seeds
 ``benchmarks/scores.py`` uses for its final column. Needs ``pip install 'offrl[bench]'``.
+
+With ``--resume-dir DIR`` a run saves d3rlpy's model (networks, optimisers, learning-rate schedule) and its curve at
+every evaluation, and a run started again with the same directory continues from the last one instead of from
+scratch. d3rlpy has no way to save its random streams, so a resumed run is reseeded with ``seed + step`` and is not
+bit-identical to an uninterrupted one; the record counts its resumes (``resumed``).
 """
 
 from __future__ import annotations
@@ -71,8 +76,12 @@ def train_and_evaluate(
     eval_episodes: int = 10,
     final_episodes: int = 100,
     threads: int = 1,
+    resume_dir: str | Path | None = None,
 ) -> dict:
-    """Train d3rlpy's algorithm on the dataset and evaluate it as offrl's runs are evaluated; returns the record."""
+    """Train d3rlpy's algorithm on the dataset and evaluate it as offrl's runs are evaluated; returns the record.
+
+    With ``resume_dir`` the model and the curve are saved there at every evaluation, and a run that finds them
+    continues from that step."""
     import d3rlpy
     import torch
 
@@ -99,26 +108,57 @@ def train_and_evaluate(
         return np.clip(algo.predict(obs.astype(np.float32)), low, high)
 
     curve: list[dict[str, float]] = []
+    train_seconds, done, resumed, earlier_wall = 0.0, 0, 0, 0.0
+    saved = Path(resume_dir) if resume_dir is not None else None
+    if saved is not None and (saved / "progress.json").exists():
+        progress = json.loads((saved / "progress.json").read_text())
+        if (progress["algo"], progress["seed"], progress["steps"]) != (algo_name, seed, steps):
+            raise ValueError(f"{saved} holds another run ({progress['algo']}, seed {progress['seed']}): remove it")
+        from d3rlpy.algos.utility import build_scalers_with_transition_picker
+
+        build_scalers_with_transition_picker(algo, dataset)  # as fit() does before building the networks
+        algo.build_with_dataset(dataset)
+        algo.load_model(str(saved / progress["model"]))
+        done, curve = progress["step"], progress["curve"]
+        train_seconds, earlier_wall = progress["train_seconds"], progress["wall_seconds"]
+        resumed = progress["resumed"] + 1
+        algo.set_grad_step(done)
+        d3rlpy.seed(seed + done)
+        print(f"d3rlpy {algo_name} s{seed}: resuming at step {done}", flush=True)
     start = time.perf_counter()
-    train_seconds = 0.0
 
     def on_epoch(algo_, epoch: int, total_step: int) -> None:
         nonlocal train_seconds, start
         train_seconds += time.perf_counter() - start
+        step = done + total_step
         # the environment seeds of offrl's evaluations during training (offrl.train.offline)
         result = evaluate(policy, task, episodes=eval_episodes, seed=10_000 + 1000 * seed)
-        curve.append({"step": total_step, "normalized_score": result.normalized_mean})
-        print(f"d3rlpy {algo_name} s{seed} step {total_step}: score {result.normalized_mean:.1f}", flush=True)
+        curve.append({"step": step, "normalized_score": result.normalized_mean})
+        print(f"d3rlpy {algo_name} s{seed} step {step}: score {result.normalized_mean:.1f}", flush=True)
+        if saved is not None:
+            _save_progress(
+                algo_,
+                saved,
+                algo_name,
+                seed,
+                steps,
+                step,
+                curve,
+                train_seconds,
+                earlier_wall + time.perf_counter() - began,
+                resumed,
+            )
         start = time.perf_counter()
 
-    algo.fit(
-        dataset,
-        n_steps=steps,
-        n_steps_per_epoch=eval_interval,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        show_progress=False,
-        epoch_callback=on_epoch,
-    )
+    if done < steps:
+        algo.fit(
+            dataset,
+            n_steps=steps - done,
+            n_steps_per_epoch=eval_interval,
+            logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+            show_progress=False,
+            epoch_callback=on_epoch,
+        )
     final = evaluate(policy, task, episodes=final_episodes, seed=100_000)
     return {
         "library": "d3rlpy",
@@ -135,8 +175,44 @@ def train_and_evaluate(
         "final_100": final.normalized_mean,
         "final_episodes": final_episodes,
         "final_100_returns": final.returns.tolist(),
-        "wall_seconds": time.perf_counter() - began,
+        "wall_seconds": earlier_wall + time.perf_counter() - began,
+        "resumed": resumed,
     }
+
+
+def _save_progress(
+    algo,
+    saved: Path,
+    algo_name: str,
+    seed: int,
+    steps: int,
+    step: int,
+    curve: list,
+    train_seconds: float,
+    wall_seconds: float,
+    resumed: int,
+) -> None:
+    """Save the model as ``model-STEP.d3``, then replace ``progress.json`` (which names it) atomically, then remove
+    older models: a run killed at any point leaves a progress file and the model it names."""
+    saved.mkdir(parents=True, exist_ok=True)
+    model = f"model-{step}.d3"
+    algo.save_model(str(saved / model))
+    progress = {
+        "algo": algo_name,
+        "seed": seed,
+        "steps": steps,
+        "step": step,
+        "model": model,
+        "curve": curve,
+        "train_seconds": train_seconds,
+        "wall_seconds": wall_seconds,
+        "resumed": resumed,
+    }
+    (saved / "progress.json.tmp").write_text(json.dumps(progress))
+    os.replace(saved / "progress.json.tmp", saved / "progress.json")
+    for old in saved.glob("model-*.d3"):
+        if old.name != model:
+            old.unlink()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--final-episodes", type=int, default=100)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "1")))
+    parser.add_argument("--resume-dir", help="save the model at every evaluation here and continue from it if found")
     parser.add_argument("--out", required=True, help="JSON file for the result")
     args = parser.parse_args(argv)
     result = train_and_evaluate(
@@ -162,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         args.eval_episodes,
         args.final_episodes,
         args.threads,
+        args.resume_dir,
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

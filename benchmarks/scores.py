@@ -224,8 +224,10 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
             args.eval_interval,
             args.eval_episodes,
             args.final_episodes,
+            resume_dir=out / f".d3rlpy-{unit.algo}-s{unit.seed}",  # continue from the last evaluation if stopped
         )
         atomic_write_json(out / f"d3rlpy-{unit.algo}-s{unit.seed}.json", record)
+        shutil.rmtree(out / f".d3rlpy-{unit.algo}-s{unit.seed}", ignore_errors=True)
         print(f"{unit.label}: normalised {record['final_score']:.1f}", flush=True)
         return
     from offrl.train import TrainConfig, resume, train

@@ -6,6 +6,7 @@ import fcntl
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,33 @@ def test_make_suite_builds_every_kind_with_offrl_commands(tmp_path, capsys):
     np.testing.assert_array_equal(both.observations[:400], load_dataset(out / "pendulum-medium.hdf5").observations)
     script("make_suite").main(argv)  # existing files are kept
     assert capsys.readouterr().out.count("exists, kept") == 5
+
+
+def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
+    """Only where d3rlpy is installed (the ``bench`` extra): a run killed after its first evaluation is continued
+    from the saved model, and the record has the whole curve."""
+    pytest.importorskip("d3rlpy")
+    import subprocess
+
+    peer = script("peer_d3rlpy")
+    from offrl.data.builtin import load_builtin
+
+    data = str(load_builtin("pendulum-mixed")[1])
+    resume = tmp_path / "resume"
+    argv = [
+        sys.executable, str(BENCHMARKS / "peer_d3rlpy.py"), "--algo", "td3bc", "--dataset", str(data),
+        "--task", "pendulum", "--steps", "400", "--seed", "0", "--eval-interval", "200", "--eval-episodes", "1",
+        "--final-episodes", "1", "--resume-dir", str(resume), "--out", str(tmp_path / "first.json"),
+    ]  # fmt: skip
+    first = subprocess.Popen(argv)
+    while not (resume / "progress.json").exists() and first.poll() is None:
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    progress = json.loads((resume / "progress.json").read_text())
+    assert progress["step"] == 200 and (resume / progress["model"]).exists()
+    record = peer.train_and_evaluate("td3bc", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
+    assert [point["step"] for point in record["curve"]] == [200, 400]
+    assert record["resumed"] == 1
+    with pytest.raises(ValueError, match="another run"):
+        peer.train_and_evaluate("iql", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
