@@ -305,7 +305,8 @@ def _has_d3rlpy() -> bool:
 
 
 def paper_config(algo_name: str, task: str):
-    """The algorithm's settings for the task's family from ``benchmarks/configs/ALGO-FAMILY.json``."""
+    """The algorithm's settings for the task's family from ``benchmarks/configs/ALGO-FAMILY.json``; the file's
+    ``per_task`` entry, if any, overrides some of them for one task (e.g. PRDC's alpha on halfcheetah)."""
     from offrl.algos import get_algorithm
 
     family = FAMILIES.get(task.lower(), "classic")
@@ -313,7 +314,9 @@ def paper_config(algo_name: str, task: str):
     algo = get_algorithm(algo_name)
     if not path.exists():
         return algo.config_class(), f"{algo_name}'s defaults (no {path.name})"
-    values = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+    settings = json.loads(path.read_text())
+    values = {k: v for k, v in settings.items() if not k.startswith("_") and k != "per_task"}
+    values.update(settings.get("per_task", {}).get(task.lower(), {}))
     known = {f.name for f in dataclasses.fields(algo.config_class)}
     unknown = sorted(set(values) - known)
     if unknown:

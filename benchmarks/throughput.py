@@ -1,13 +1,17 @@
-"""Updates per second of offrl's IQL, TD3+BC and CQL (and d3rlpy's, when installed) on Hopper shapes.
+"""Updates per second of offrl's offline algorithms (and d3rlpy's, when installed) on Hopper shapes.
 
-Setting: batch 256, each algorithm's default networks (2x256 MLPs; CQL 3x256), observation 11, action 3, a
-synthetic dataset of 100k transitions held on the device (the update cost does not depend on the values). offrl
-runs ``--updates-per-call`` updates per jitted call;
-compile time is measured separately. Each measurement is the median over ``--repeats`` timed blocks of
-``--updates`` updates, after a warm-up block. d3rlpy (``pip install 'offrl[bench]'``) is timed in the same process
-on the same data through its public ``update(batch)``, batch sampling included for both.
+Setting: batch 256, each algorithm's default networks (2x256 MLPs; CQL, Cal-QL, AWAC, ReBRAC, SAC-N and EDAC
+3x256; ensembles at their default sizes), observation 11, action 3 (discrete CQL: 3 discrete actions), a synthetic
+dataset of 100k transitions held on the device (the update cost does not depend on the values), plus the derived
+columns an algorithm reads (``next_actions``, ``mc_returns``). offrl runs ``--updates-per-call`` updates per jitted
+call; compile time is measured separately. Each measurement is the median over ``--repeats`` timed blocks of
+``--updates`` updates (or, with ``--block-seconds``, of as many calls as fill that time at the warm-up's rate),
+after a warm-up block. d3rlpy (``pip install 'offrl[bench]'``) is timed in the same process on the same data
+through its public ``update(batch)``, batch sampling included for both, for the algorithms it has (IQL, TD3+BC,
+CQL, Cal-QL, AWAC, ReBRAC, PRDC), configured with offrl's network sizes and batch.
 
-    python benchmarks/throughput.py                 # offrl, plus d3rlpy when it is installed
+    python benchmarks/throughput.py                 # IQL and TD3+BC, plus d3rlpy when it is installed
+    python benchmarks/throughput.py --algos all --block-seconds 10 --updates-per-call 100 --markdown
     python benchmarks/throughput.py --no-peer       # offrl only
     python benchmarks/throughput.py --json out.json
     python benchmarks/throughput.py --algos cql --updates 500 --peer-updates 50
@@ -43,47 +47,91 @@ def synthetic_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+def arrays_for(algo_name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns this algorithm trains on: discrete actions for discrete ones, plus its derived columns."""
+    from offrl.algos import get_algorithm
+
+    algo = get_algorithm(algo_name)
+    out = dict(arrays)
+    rng = np.random.default_rng(1)
+    if not algo.supports_continuous:
+        out["actions"] = rng.integers(0, ACTION_DIM, SIZE).astype(np.int32)
+    for name in algo.extra_columns:
+        if name == "next_actions":
+            out[name] = np.concatenate([out["actions"][1:], out["actions"][-1:]])
+        elif name == "mc_returns":
+            out[name] = (rng.standard_normal(SIZE) * 10).astype(np.float32)
+        else:
+            raise ValueError(f"no synthetic {name!r} column for {algo_name}")
+    return out
+
+
+def offline_algorithms() -> list[str]:
+    """Every registered algorithm the offline trainer runs (not the online-only SAC and TD3)."""
+    from offrl.algos import ALGORITHMS
+
+    return [name for name in ALGORITHMS if name not in ("sac", "td3")]
+
+
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def bench_offrl(
-    algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int, updates_per_call: int
+    algo_name: str,
+    arrays: dict[str, np.ndarray],
+    updates: int,
+    repeats: int,
+    updates_per_call: int,
+    block_seconds: float = 0.0,
 ) -> dict[str, float]:
     import jax
 
     from offrl.algos import get_algorithm
-    from offrl.algos.base import Spec
+    from offrl.algos.base import Spec, training_update
     from offrl.train.engine import UpdateLoop, metric_names
 
     algo = get_algorithm(algo_name)
     config = algo.configure_for_training(algo.config_class(), 1_000_000)
-    spec = Spec((OBS_DIM,), ACTION_DIM)
+    spec = Spec((OBS_DIM,), ACTION_DIM, discrete=not algo.supports_continuous)
     agent = algo.init(jax.random.PRNGKey(0), spec, config)
     key = jax.random.PRNGKey(1)
+    arrays = arrays_for(algo_name, arrays)
     data = jax.device_put(arrays)
-    loop = UpdateLoop(algo.update, BATCH)
-    names = metric_names(algo.update, agent, data, BATCH)
+    update = training_update(algo, config, arrays)
+    loop = UpdateLoop(update, BATCH)
+    names = metric_names(update, agent, data, BATCH)
     start = time.perf_counter()
     loop.compile(agent, key, data, updates_per_call)
     compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     agent, key, _ = loop.run(agent, key, data, updates_per_call, names)  # warm-up
+    warm_rate = updates_per_call / (time.perf_counter() - start)
+    calls = max(1, updates // updates_per_call)
+    if block_seconds > 0:
+        calls = max(1, round(block_seconds * warm_rate / updates_per_call))
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(max(1, updates // updates_per_call)):
+        for _ in range(calls):
             agent, key, _ = loop.run(agent, key, data, updates_per_call, names)
         elapsed = time.perf_counter() - start
-        rates.append(max(1, updates // updates_per_call) * updates_per_call / elapsed)
+        rates.append(calls * updates_per_call / elapsed)
     return {
         "updates_per_second": statistics.median(rates),
         "min": min(rates),
         "max": max(rates),
         "compile_seconds": compile_seconds,
+        "updates_per_block": calls * updates_per_call,
     }
 
 
-def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int) -> dict[str, float]:
+PEER_ALGOS = ("iql", "td3bc", "cql", "cal-ql", "awac", "rebrac", "prdc")
+
+
+def bench_d3rlpy(
+    algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int, block_seconds: float = 0.0
+) -> dict[str, float]:
     import d3rlpy
     import torch
 
@@ -96,13 +144,14 @@ def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, re
         terminals=arrays["terminals"],
         timeouts=np.maximum(ends - arrays["terminals"], 0.0),
     )
+    three_layers = d3rlpy.models.VectorEncoderFactory([256, 256, 256])
     if algo_name == "iql":
         algo = d3rlpy.algos.IQLConfig(batch_size=BATCH).create(device="cpu:0")
-    elif algo_name == "cql":
+    elif algo_name in ("cql", "cal-ql"):
         # offrl's CQL defaults: 3x256 actor and critics, 10 sampled actions, weight 5 (d3rlpy also tunes its
         # Lagrange alpha by default; alpha_learning_rate 0 keeps it fixed, as offrl's default is)
-        three_layers = d3rlpy.models.VectorEncoderFactory([256, 256, 256])
-        algo = d3rlpy.algos.CQLConfig(
+        config = d3rlpy.algos.CQLConfig if algo_name == "cql" else d3rlpy.algos.CalQLConfig
+        algo = config(
             batch_size=BATCH,
             actor_encoder_factory=three_layers,
             critic_encoder_factory=three_layers,
@@ -112,11 +161,29 @@ def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, re
         ).create(device="cpu:0")
     elif algo_name == "td3bc":
         algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=BATCH).create(device="cpu:0")
+    elif algo_name == "prdc":
+        algo = d3rlpy.algos.PRDCConfig(batch_size=BATCH).create(device="cpu:0")
+    elif algo_name == "awac":  # offrl's AWAC: 3x256 actor and critics (d3rlpy's default is 4x256, batch 1024)
+        algo = d3rlpy.algos.AWACConfig(
+            batch_size=BATCH, actor_encoder_factory=three_layers, critic_encoder_factory=three_layers
+        ).create(device="cpu:0")
+    elif algo_name == "rebrac":  # offrl's ReBRAC: 3x256, LayerNorm critics; batch 256 here (the paper's is 1024)
+        algo = d3rlpy.algos.ReBRACConfig(
+            batch_size=BATCH,
+            actor_encoder_factory=three_layers,
+            critic_encoder_factory=d3rlpy.models.VectorEncoderFactory([256, 256, 256], use_layer_norm=True),
+        ).create(device="cpu:0")
     else:
         raise ValueError(f"no d3rlpy counterpart for {algo_name!r} in this benchmark")
+    if algo_name == "prdc":  # d3rlpy fits PRDC's neighbour index in fit(); done here as fit() does it
+        keys = np.concatenate([algo.config.beta * arrays["observations"], arrays["actions"]], axis=1)
+        algo._nbsr.fit(keys)
     algo.build_with_dataset(dataset)
+    start = time.perf_counter()
     for _ in range(50):
         algo.update(dataset.sample_transition_batch(BATCH))
+    if block_seconds > 0:
+        updates = max(10, round(block_seconds * 50 / (time.perf_counter() - start)))
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -134,18 +201,23 @@ def bench_d3rlpy(algo_name: str, arrays: dict[str, np.ndarray], updates: int, re
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", default="iql,td3bc", help="comma-separated offrl algorithms")
+    parser.add_argument("--algos", default="iql,td3bc", help="comma-separated offrl algorithms, or all")
     parser.add_argument("--updates", type=int, default=3000, help="updates per timed block (offrl)")
     parser.add_argument("--peer-updates", type=int, default=300, help="updates per timed block (d3rlpy)")
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks; the median is reported")
     parser.add_argument("--updates-per-call", type=int, default=1000, help="offrl updates per jitted call")
+    parser.add_argument(
+        "--block-seconds", type=float, default=0.0, help="size each timed block to about this many seconds instead"
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip d3rlpy even when installed")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
 
     import jax
 
     arrays = synthetic_arrays()
+    names = offline_algorithms() if args.algos == "all" else args.algos.split(",")
     result: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -157,11 +229,13 @@ def main(argv: list[str] | None = None) -> dict:
         "offrl": {},
         "d3rlpy": {},
     }
-    for name in args.algos.split(","):
-        result["offrl"][name] = bench_offrl(name, arrays, args.updates, args.repeats, args.updates_per_call)
+    for name in names:
+        result["offrl"][name] = bench_offrl(
+            name, arrays, args.updates, args.repeats, args.updates_per_call, args.block_seconds
+        )
         r = result["offrl"][name]
         print(
-            f"offrl  {name:6s} {r['updates_per_second']:8.1f} updates/s  (min {r['min']:.1f}, max {r['max']:.1f}; "
+            f"offrl  {name:12s} {r['updates_per_second']:8.1f} updates/s  (min {r['min']:.1f}, max {r['max']:.1f}; "
             f"compile {r['compile_seconds']:.1f} s)",
             flush=True,
         )
@@ -175,13 +249,13 @@ def main(argv: list[str] | None = None) -> dict:
             print("d3rlpy is not installed (pip install 'offrl[bench]'): peer comparison skipped")
             peer = False
     if peer:
-        for name in args.algos.split(","):
-            r = bench_d3rlpy(name, arrays, args.peer_updates, args.repeats)
+        for name in [n for n in names if n in PEER_ALGOS]:
+            r = bench_d3rlpy(name, arrays, args.peer_updates, args.repeats, args.block_seconds)
             result["d3rlpy"][name] = r
             ratio = result["offrl"][name]["updates_per_second"] / r["updates_per_second"]
             r["offrl_ratio"] = ratio
             print(
-                f"d3rlpy {name:6s} {r['updates_per_second']:8.1f} updates/s  (torch threads "
+                f"d3rlpy {name:12s} {r['updates_per_second']:8.1f} updates/s  (torch threads "
                 f"{r['torch_threads']}); offrl / d3rlpy = {ratio:.2f}x",
                 flush=True,
             )
@@ -191,10 +265,31 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"offrl {name} / d3rlpy iql = {ratio:.2f}x")
     result["peak_memory_mb"] = peak_memory_mb()
     print(f"peak memory (RSS) of the whole process, peer included: {result['peak_memory_mb']:.0f} MB")
+    if args.markdown:
+        print(markdown_table(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
     return result
+
+
+def markdown_table(result: dict) -> str:
+    lines = [
+        "| algorithm | offrl updates/s (min-max) | compile | d3rlpy updates/s (min-max) | offrl / d3rlpy |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in result["offrl"].items():
+        peer = result["d3rlpy"].get(name)
+        peer_cells = (
+            f"{peer['updates_per_second']:.1f} ({peer['min']:.1f}-{peer['max']:.1f}) | {peer['offrl_ratio']:.2f}x"
+            if peer
+            else "- | -"
+        )
+        lines.append(
+            f"| {name} | {r['updates_per_second']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | "
+            f"{r['compile_seconds']:.1f} s | {peer_cells} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

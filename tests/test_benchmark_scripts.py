@@ -141,3 +141,17 @@ def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
     assert record["resumed"] == 1
     with pytest.raises(ValueError, match="another run"):
         peer.train_and_evaluate("iql", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
+
+
+def test_every_benchmark_config_loads_and_per_task_settings_apply():
+    """Each ``benchmarks/configs/ALGO-FAMILY.json`` names only options its algorithm has; ``per_task`` overrides."""
+    scores = script("scores")
+    tasks = {"mujoco": "hopper", "classic": "pendulum"}
+    files = sorted((BENCHMARKS / "configs").glob("*.json"))
+    assert files
+    for path in files:
+        algo, family = path.stem.rsplit("-", 1)
+        config, source = scores.paper_config(algo, tasks[family])
+        assert source.endswith(path.name), source
+    assert scores.paper_config("prdc", "hopper")[0].alpha == 2.5
+    assert scores.paper_config("prdc", "halfcheetah")[0].alpha == 40.0

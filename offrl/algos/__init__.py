@@ -1,6 +1,6 @@
 """Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
 
-from offrl.algos import awac, bc, cql, cql_discrete, edac, fdvl, iql, rebrac, riql, sac, td3, td3bc
+from offrl.algos import awac, bc, cql, cql_discrete, edac, fdvl, iql, prdc, rebrac, recoil, riql, sac, td3, td3bc
 from offrl.algos.base import Algorithm, Spec
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -16,6 +16,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         cql_discrete.ALGORITHM,
         awac.ALGORITHM,
         rebrac.ALGORITHM,
+        prdc.ALGORITHM,
+        recoil.ALGORITHM,
         edac.ALGORITHM,
         edac.SAC_N,
         sac.ALGORITHM,

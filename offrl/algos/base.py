@@ -12,6 +12,11 @@ An algorithm module (one file under ``offrl/algos/``) defines:
 
 A batch is a dict of arrays: ``observations, actions, rewards, terminals, next_observations`` (terminals as float
 0/1; timeouts never reach an algorithm, they only delimit episodes).
+
+An algorithm whose update must search the whole training set (PRDC's nearest dataset action) also sets
+``bind_dataset``: given its config and the training arrays it returns the update the trainer runs, called as
+``update(state, batch, data)`` with ``data`` the device arrays batches are drawn from. :func:`training_update` gives
+that three-argument form for every algorithm.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import numpy as np
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
+#: ``update(state, batch, data) -> (state, metrics)``: an update that may read the whole (device) training set.
+DataUpdate = Callable[[Any, Batch, Batch], tuple[Any, Metrics]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,21 @@ class Algorithm:
     supports_continuous: bool = True
     #: Derived per-transition columns the update reads besides ``(s, a, r, s', d)`` (see ``offrl.data.columns``).
     extra_columns: tuple[str, ...] = ()
+    #: For updates that read the whole training set: ``(config, host arrays) -> update(state, batch, data)``, built
+    #: once per run (e.g. a KD-tree over the rows). ``update`` then raises, naming this.
+    bind_dataset: Callable[[Any, dict[str, np.ndarray]], DataUpdate] | None = None
+
+
+def training_update(algo: Algorithm, config: Any, arrays: dict[str, np.ndarray]) -> DataUpdate:
+    """The update to train ``algo`` with on these (host) training arrays, as ``update(state, batch, data)``."""
+    if algo.bind_dataset is not None:
+        return algo.bind_dataset(config, arrays)
+    update = algo.update
+
+    def without_data(state: Any, batch: Batch, data: Batch) -> tuple[Any, Metrics]:
+        return update(state, batch)
+
+    return without_data
 
 
 def config_field(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 (the CLI's word)

@@ -149,12 +149,13 @@ def make_update(actor_loss_fn):
     (loss, metrics)``: TD3+BC passes its BC-regularised loss, TD3 the plain -Q1."""
 
     def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
-        return _update(state, batch, actor_loss_fn)
+        return td3_update(state, batch, actor_loss_fn)
 
     return update
 
 
-def _update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCState, Metrics]:
+def td3_update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCState, Metrics]:
+    """One TD3 step (critics; every ``policy_delay`` steps the actor and the targets) with the given actor loss."""
     config, nets = state.config, networks(state.config, state.spec)
     rng, noise_key = jax.random.split(state.rng)
 

@@ -9,6 +9,8 @@ arrays, computed on the rewards the algorithm sees (after reward scaling):
   as Cal-QL uses it (the official code does the same on D4RL's truncated locomotion episodes).
 - ``next_actions``: the dataset's action at the next row of the same episode (ReBRAC's critic penalty); at an
   episode's last row, where the next action was never logged, the row's own action.
+- ``is_expert``: 1.0 on the rows of expert demonstrations, 0.0 elsewhere (imitation from mixed data, ReCOIL). The
+  offline trainer marks them when it adds ``--expert-dataset`` to the dataset (``extras["is_expert"]``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,22 @@ def next_actions(dataset: Dataset, actions: np.ndarray) -> np.ndarray:
     return shifted
 
 
+def is_expert(dataset: Dataset) -> np.ndarray:
+    if "is_expert" not in dataset.extras:
+        raise ValueError(
+            "this algorithm imitates expert demonstrations: give them with --expert-dataset "
+            "(TrainConfig.expert_dataset); they are added to the dataset and marked as expert"
+        )
+    flags = np.asarray(dataset.extras["is_expert"], np.float32)
+    if not flags.any():
+        raise ValueError("the dataset marks no row as expert (extras['is_expert'] is all zero)")
+    return flags
+
+
 DERIVED: dict[str, Callable[[Dataset, dict[str, np.ndarray], float], np.ndarray]] = {
     "mc_returns": lambda ds, arrays, discount: mc_returns(ds, arrays["rewards"], discount),
     "next_actions": lambda ds, arrays, discount: next_actions(ds, arrays["actions"]),
+    "is_expert": lambda ds, arrays, discount: is_expert(ds),
 }
 
 

@@ -1,7 +1,8 @@
 """The jitted core of offline training: K updates per host call with ``lax.scan``.
 
 The dataset lives on the device. Inside the scan, every step draws its batch indices with ``jax.random`` from the
-sampling key it carries, gathers the batch, and calls the algorithm's pure ``update``. Metrics are averaged over
+sampling key it carries, gathers the batch, and calls the algorithm's pure ``update(state, batch, data)`` (see
+``offrl.algos.base.training_update``; most updates ignore ``data``). Metrics are averaged over
 the K steps on the device; a first non-finite metric is located (step and name) on the device too, so the host
 reads a handful of scalars per call.
 """
@@ -9,7 +10,6 @@ reads a handful of scalars per call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from offrl.algos.base import Batch, Metrics
+from offrl.algos.base import Batch, DataUpdate
 
-UpdateFn = Callable[[Any, Batch], tuple[Any, Metrics]]
+UpdateFn = DataUpdate
 
 
 @dataclass
@@ -41,7 +41,7 @@ def _chunk(update: UpdateFn, batch_size: int, agent: Any, key: jax.Array, data: 
     def body(carry, _):
         agent, key = carry
         key, batch_key = jax.random.split(key)
-        agent, metrics = update(agent, sample_batch(data, batch_key, batch_size))
+        agent, metrics = update(agent, sample_batch(data, batch_key, batch_size), data)
         return (agent, key), metrics
 
     (agent, key), metrics = jax.lax.scan(body, (agent, key), None, length=num_updates)
@@ -99,5 +99,5 @@ class UpdateLoop:
 def metric_names(update: UpdateFn, agent: Any, data: Batch, batch_size: int) -> list[str]:
     """The sorted metric names an update produces (traced abstractly; nothing runs)."""
     batch = jax.eval_shape(lambda d: sample_batch(d, jax.random.PRNGKey(0), batch_size), data)
-    _, metrics = jax.eval_shape(update, agent, batch)
+    _, metrics = jax.eval_shape(update, agent, batch, data)
     return sorted(metrics)

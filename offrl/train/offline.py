@@ -27,10 +27,10 @@ import numpy as np
 
 import offrl
 from offrl.algos import get_algorithm
-from offrl.algos.base import Algorithm, Spec
+from offrl.algos.base import Algorithm, Spec, training_update
 from offrl.data.columns import derived_column
 from offrl.data.corruption import Corruption, corrupt
-from offrl.data.dataset import Dataset, check_against_spaces
+from offrl.data.dataset import Dataset, check_against_spaces, concatenate
 from offrl.data.loaders import file_sha256, load_dataset
 from offrl.data.transforms import Transforms
 from offrl.envs.evaluation import EvaluationResult, evaluate
@@ -81,16 +81,34 @@ class TrainConfig:
         },
     )
     corruption_seed: int = dataclasses.field(default=0, metadata={"help": "seed choosing the corrupted rows"})
+    expert_dataset: str = dataclasses.field(
+        default="",
+        metadata={
+            "help": "expert demonstrations for imitation algorithms (recoil): a file or built-in name; added to "
+            "the dataset and marked as expert (rewards unused)"
+        },
+    )
+    expert_episodes: int = dataclasses.field(
+        default=0, metadata={"help": "use only the first N episodes of --expert-dataset; 0 = all"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "updates_per_call", "log_interval", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_interval", "checkpoint_interval", "keep_checkpoints", "max_episode_steps"):
+        for name in (
+            "eval_interval",
+            "checkpoint_interval",
+            "keep_checkpoints",
+            "max_episode_steps",
+            "expert_episodes",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.corruption:
             Corruption.parse(self.corruption, self.corruption_seed)  # a bad spec fails here, before any work
+        if self.expert_episodes and not self.expert_dataset:
+            raise ValueError("expert_episodes needs expert_dataset")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -134,6 +152,25 @@ def resolve_dataset(name_or_path: str, task: str = "", max_episode_steps: int = 
         dataset = load_dataset(path, max_episode_steps=max_episode_steps or None, task=task or None)
         name = path.stem if path.is_file() else path.name
     return DataSource(dataset, name, str(Path(path).resolve()), file_sha256(path), builtin)
+
+
+def with_expert_demonstrations(dataset: Dataset, expert: Dataset, episodes: int = 0) -> Dataset:
+    """``dataset`` followed by the expert demonstrations (their first ``episodes`` episodes if > 0), with
+    ``extras["is_expert"]`` marking the expert rows (``offrl.data.columns``)."""
+    if episodes:
+        expert = expert.first_episodes(episodes)
+    if expert.observation_shape != dataset.observation_shape or expert.discrete != dataset.discrete:
+        raise ValueError(
+            f"the expert demonstrations (observations {expert.observation_shape}, "
+            f"{'discrete' if expert.discrete else 'continuous'} actions) do not match the dataset (observations "
+            f"{dataset.observation_shape}, {'discrete' if dataset.discrete else 'continuous'} actions)"
+        )
+    marked = [
+        dataset.replace(extras={**dataset.extras, "is_expert": np.zeros(dataset.size, np.float32)}),
+        expert.replace(extras={**expert.extras, "is_expert": np.ones(expert.size, np.float32)}),
+    ]
+    combined = concatenate(marked)
+    return combined.replace(metadata={**dataset.metadata, "expert_rows": int(expert.size)})
 
 
 def dataset_task(dataset: Dataset, requested: str = "") -> Task | None:
@@ -252,6 +289,7 @@ def train(
     algo, algo_config = algorithm_and_config(config.algo, algo_config)
     algo_config = algo.configure_for_training(algo_config, config.steps)
     source = resolve_dataset(config.dataset, config.task, config.max_episode_steps)
+    expert = _expert_source(config, algo)
     run_dir = _run_dir(config, source.name)
     if (run_dir / "config.json").exists():
         raise FileExistsError(
@@ -259,8 +297,28 @@ def train(
             "--run-name / --output-dir"
         )
     return _execute(
-        config, algo, algo_config, source, run_dir, resume_checkpoint=None, loggers=loggers, stop_after=stop_after
+        config,
+        algo,
+        algo_config,
+        source,
+        run_dir,
+        resume_checkpoint=None,
+        loggers=loggers,
+        stop_after=stop_after,
+        expert=expert,
     )
+
+
+def _expert_source(config: TrainConfig, algo: Algorithm) -> DataSource | None:
+    """The expert demonstrations an imitation algorithm needs (and only such an algorithm takes)."""
+    wants = "is_expert" in algo.extra_columns
+    if wants and not config.expert_dataset:
+        raise ValueError(f"{algo.name} imitates expert demonstrations: give them with --expert-dataset")
+    if config.expert_dataset and not wants:
+        raise ValueError(f"{algo.name} does not use expert demonstrations; --expert-dataset is for recoil")
+    if not config.expert_dataset:
+        return None
+    return resolve_dataset(config.expert_dataset, config.task, config.max_episode_steps)
 
 
 def resume(
@@ -294,6 +352,18 @@ def resume(
             f"the dataset {source.path} differs from the one this run trained on (fingerprint "
             f"{saved['dataset']['fingerprint'][:12]}...); resume needs the same data"
         )
+    expert = None
+    if saved.get("expert_dataset"):
+        recorded = saved["expert_dataset"]
+        config = dataclasses.replace(
+            config, expert_dataset=recorded["name"] if recorded["builtin"] else recorded["path"]
+        )
+        expert = _expert_source(config, algo)
+        if expert.dataset.fingerprint() != recorded["fingerprint"]:
+            raise CheckpointError(
+                f"the expert demonstrations {expert.path} differ from the ones this run trained on (fingerprint "
+                f"{recorded['fingerprint'][:12]}...); resume needs the same data"
+            )
     return _execute(
         config,
         algo,
@@ -303,6 +373,7 @@ def resume(
         resume_checkpoint=checkpoint,
         loggers=loggers,
         stop_after=stop_after,
+        expert=expert,
     )
 
 
@@ -316,11 +387,14 @@ def _execute(
     resume_checkpoint: Path | None,
     loggers: list[Logger] | None,
     stop_after: int | None,
+    expert: DataSource | None = None,
 ) -> RunResult:
     began = time.perf_counter()
     dataset = source.dataset
     if config.corruption:  # the same rows and noise on every run with this corruption and seed (resume included)
         dataset = corrupt(dataset, Corruption.parse(config.corruption, config.corruption_seed))
+    if expert is not None:  # after any corruption: the demonstrations stay clean
+        dataset = with_expert_demonstrations(dataset, expert.dataset, config.expert_episodes)
     task = dataset_task(dataset, config.task)
     if task is not None:
         check_against_spaces(dataset, *task.spaces())
@@ -356,13 +430,24 @@ def _execute(
             "name": source.name,
             "path": source.path,
             "sha256": source.sha256,
-            "fingerprint": dataset.fingerprint(),
+            "fingerprint": source.dataset.fingerprint(),  # the data as loaded (resume checks it)
+            "training_fingerprint": dataset.fingerprint(),  # after corruption and expert demonstrations, if any
             "corruption": dataset.metadata.get("corruption"),
             "transitions": dataset.size,
             "episodes": dataset.num_episodes,
             "builtin": source.builtin,
         },
     }
+    if expert is not None:
+        metadata["expert_dataset"] = {
+            "name": expert.name,
+            "path": expert.path,
+            "sha256": expert.sha256,
+            "fingerprint": expert.dataset.fingerprint(),
+            "builtin": expert.builtin,
+            "episodes_used": config.expert_episodes or expert.dataset.num_episodes,
+            "transitions_used": int(dataset.metadata["expert_rows"]),
+        }
     if resume_checkpoint is not None:
         state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
@@ -373,8 +458,9 @@ def _execute(
     sinks = open_sinks(run_dir, step if resume_checkpoint is not None else None, loggers)
     bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {source.name}")
     behaviour = behaviour_score(dataset, task)
-    loop = UpdateLoop(algo.update, config.batch_size)
-    names = metric_names(algo.update, agent, data, config.batch_size)
+    update = training_update(algo, algo_config, arrays)
+    loop = UpdateLoop(update, config.batch_size)
+    names = metric_names(update, agent, data, config.batch_size)
     checkpoint_interval = config.checkpoint_interval or config.eval_interval or config.steps
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
 

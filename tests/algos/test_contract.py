@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from offrl.algos import ALGORITHMS
-from offrl.algos.base import Spec
+from offrl.algos.base import Spec, training_update
 from offrl.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from offrl.train.engine import UpdateLoop, metric_names
 from tests.conftest import leaves_equal
@@ -49,6 +49,7 @@ def batch(n=16, seed=0, discrete=False):
         # derived columns some algorithms read (offrl.data.columns); the others ignore them
         "mc_returns": jnp.asarray(rng.standard_normal(n), jnp.float32),
         "next_actions": jnp.asarray(rng.uniform(-1, 1, (n, 2)), jnp.float32),
+        "is_expert": jnp.asarray((rng.random(n) < 0.3) | (np.arange(n) == 0), jnp.float32),
     }
 
 
@@ -57,10 +58,19 @@ def algo(request):
     return ALGORITHMS[request.param]
 
 
+def jitted_update(algo, data=None):
+    """``update(state, batch)`` as the trainer runs it, with ``data`` (default: a 64-row batch) as the training set
+    of algorithms whose update reads it (PRDC)."""
+    data = batch_for(algo, n=64, seed=99) if data is None else data
+    update = training_update(algo, small_config(algo), jax.tree_util.tree_map(np.asarray, data))
+    return jax.jit(lambda state, b: update(state, b, data))
+
+
 def test_update_changes_parameters_and_reports_finite_metrics(algo):
     state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
-    new_state, metrics = jax.jit(algo.update)(state, batch_for(algo))
-    new_state, metrics = jax.jit(algo.update)(new_state, batch_for(algo, seed=1))  # delayed actors update on step 2
+    update = jitted_update(algo)
+    new_state, metrics = update(state, batch_for(algo))
+    new_state, metrics = update(new_state, batch_for(algo, seed=1))  # delayed actors update on step 2
     assert metrics and all(np.isfinite(float(v)) for v in metrics.values())
     assert all("/" in name for name in metrics), "metric names are namespaced"
     before = jax.tree_util.tree_leaves(state)
@@ -86,7 +96,8 @@ def test_act_shapes_bounds_and_determinism(algo):
 
 def test_save_load_round_trip(algo, tmp_path):
     state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
-    state, _ = jax.jit(algo.update)(state, batch_for(algo))
+    update = jitted_update(algo)
+    state, _ = update(state, batch_for(algo))
     save_checkpoint(tmp_path, 1, {"agent": state}, {"algo": algo.name})
     template = algo.init(jax.random.PRNGKey(42), spec_of(algo), small_config(algo))
     restored, meta = load_checkpoint(tmp_path / "step_000000001.msgpack", {"agent": template})
@@ -96,8 +107,8 @@ def test_save_load_round_trip(algo, tmp_path):
     np.testing.assert_array_equal(
         algo.act(restored["agent"], obs, jax.random.PRNGKey(0), True), algo.act(state, obs, jax.random.PRNGKey(0), True)
     )
-    continued, _ = jax.jit(algo.update)(restored["agent"], batch_for(algo, seed=3))
-    reference, _ = jax.jit(algo.update)(state, batch_for(algo, seed=3))
+    continued, _ = update(restored["agent"], batch_for(algo, seed=3))
+    reference, _ = update(state, batch_for(algo, seed=3))
     assert leaves_equal(continued, reference)
 
 
@@ -115,18 +126,19 @@ def test_chunks_resume_exactly_and_compile_once(algo):
     """K updates in one call == K/2 + K/2 in two calls, bitwise; repeated calls reuse one compilation."""
     data = {k: v for k, v in batch_for(algo, n=64).items()}
     state = algo.init(jax.random.PRNGKey(0), spec_of(algo), small_config(algo))
-    names = metric_names(algo.update, state, data, 8)
+    update = training_update(algo, small_config(algo), jax.tree_util.tree_map(np.asarray, data))
+    names = metric_names(update, state, data, 8)
     copy = jax.tree_util.tree_map(jnp.array, state)
 
-    whole = UpdateLoop(algo.update, 8)
+    whole = UpdateLoop(update, 8)
     s1, k1, _ = whole.run(state, jax.random.PRNGKey(7), data, 20, names)
-    parts = UpdateLoop(algo.update, 8)
+    parts = UpdateLoop(update, 8)
     s2, k2, _ = parts.run(copy, jax.random.PRNGKey(7), data, 10, names)
     s2, k2, _ = parts.run(s2, k2, data, 10, names)
     assert leaves_equal(s1, s2) and np.array_equal(k1, k2)
     assert len(parts._compiled) == 1
     traces = []
-    counted = UpdateLoop(lambda s, b: (traces.append(1), algo.update(s, b))[1], 8)
+    counted = UpdateLoop(lambda s, b, d: (traces.append(1), update(s, b, d))[1], 8)
     s3, k3 = jax.tree_util.tree_map(jnp.array, s1), jnp.array(k1)
     for _ in range(3):
         s3, k3, _ = counted.run(s3, k3, data, 5, names)

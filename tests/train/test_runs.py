@@ -10,6 +10,8 @@ import pytest
 
 from offrl.algos.bc import BCConfig
 from offrl.algos.iql import IQLConfig
+from offrl.algos.prdc import PRDCConfig
+from offrl.algos.recoil import ReCOILConfig
 from offrl.algos.td3bc import TD3BCConfig
 from offrl.data import from_arrays, save_dataset
 from offrl.train import CheckpointError, NonFiniteLossError, TrainConfig, load_policy, resume, train
@@ -20,6 +22,13 @@ SMALL = {
     "iql": IQLConfig(hidden_dims=(32, 32)),
     "td3bc": TD3BCConfig(hidden_dims=(32, 32)),
     "bc": BCConfig(hidden_dims=(32, 32)),
+    "prdc": PRDCConfig(hidden_dims=(32, 32)),
+    "recoil": ReCOILConfig(hidden_dims=(32, 32)),
+}
+#: what a run of these algorithms needs besides the dataset
+NEEDS = {
+    "recoil": {"expert_dataset": "pendulum-expert", "expert_episodes": 2},
+    "bc-corrupted": {"corruption": "observations:random:0.3", "corruption_seed": 1},
 }
 
 
@@ -68,11 +77,19 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert (tmp_path / "r" / "config.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("algo", ["bc", "td3bc", "iql"])
-def test_resume_equals_an_uninterrupted_run(tmp_path, algo):
-    """train(N + M) == train(N) -> save -> load -> train(M), bitwise on CPU."""
-    whole = train(quick(tmp_path, algo=algo, run_name="whole", steps=400, checkpoint_interval=100), SMALL[algo])
-    train(quick(tmp_path, algo=algo, run_name="split", steps=400, checkpoint_interval=100), SMALL[algo], stop_after=250)
+@pytest.mark.parametrize("case", ["bc", "td3bc", "iql", "prdc", "recoil", "bc-corrupted"])
+def test_resume_equals_an_uninterrupted_run(tmp_path, case):
+    """train(N + M) == train(N) -> save -> load -> train(M), bitwise on CPU (PRDC: its KD-tree is rebuilt from the
+    data; ReCOIL: its expert demonstrations are found and checked again; a corrupted run corrupts the same rows)."""
+    algo, extra = case.split("-")[0], NEEDS.get(case, {})
+    whole = train(
+        quick(tmp_path, algo=algo, run_name="whole", steps=400, checkpoint_interval=100, **extra), SMALL[algo]
+    )
+    train(
+        quick(tmp_path, algo=algo, run_name="split", steps=400, checkpoint_interval=100, **extra),
+        SMALL[algo],
+        stop_after=250,
+    )
     assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step_000000250.msgpack"
     resumed = resume(tmp_path / "split")
     assert resumed.step == 400
@@ -263,3 +280,34 @@ def test_a_run_on_corrupted_data_records_the_corruption(tmp_path):
     assert saved["dataset"]["corruption"]["rows"] > 0
     with pytest.raises(ValueError, match="kind must be one of"):
         TrainConfig(corruption="wind")
+
+
+def test_expert_demonstrations_are_added_marked_and_recorded(tmp_path):
+    from offrl.data.columns import is_expert
+    from offrl.train.offline import resolve_dataset, with_expert_demonstrations
+
+    data, expert = resolve_dataset("pendulum-random").dataset, resolve_dataset("pendulum-expert").dataset
+    combined = with_expert_demonstrations(data, expert, episodes=3)
+    flags = is_expert(combined)
+    assert combined.size == data.size + 600 and flags[: data.size].sum() == 0 and flags[data.size :].all()
+    assert combined.num_episodes == data.num_episodes + 3
+    np.testing.assert_array_equal(combined.observations[data.size :], expert.observations[:600])
+
+    train(quick(tmp_path, algo="recoil", run_name="r", steps=100, eval_interval=0, **NEEDS["recoil"]), SMALL["recoil"])
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["expert_dataset"]["name"] == "pendulum-expert" and saved["expert_dataset"]["transitions_used"] == 400
+    assert saved["dataset"]["transitions"] == 40_000 + 400
+
+
+def test_expert_demonstrations_go_only_to_imitation_algorithms(tmp_path):
+    with pytest.raises(ValueError, match="give them with --expert-dataset"):
+        train(quick(tmp_path, algo="recoil", run_name="a"), SMALL["recoil"])
+    with pytest.raises(ValueError, match="does not use expert demonstrations"):
+        train(quick(tmp_path, algo="bc", run_name="b", expert_dataset="pendulum-expert"), SMALL["bc"])
+    with pytest.raises(ValueError, match="expert_episodes needs expert_dataset"):
+        quick(tmp_path, expert_episodes=2)
+    other = tmp_path / "other.npz"
+    save_dataset(from_arrays(**make_arrays(obs_dim=5, action_dim=1)), other)
+    with pytest.raises(ValueError, match="do not match the dataset"):
+        train(quick(tmp_path, algo="recoil", run_name="c", expert_dataset=str(other)), SMALL["recoil"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
