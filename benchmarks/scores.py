@@ -4,6 +4,9 @@
     python benchmarks/scores.py --suite hopper --data-dir data/suite --algos bc,td3bc,iql --seeds 0,1,2 \\
         --steps 200000 --jobs 2 --peer --out runs/scores-hopper --into BENCHMARKS.md
     python benchmarks/scores.py --datasets ../shared/data/hopper-medium.hdf5 --task hopper --out runs/x
+    python benchmarks/scores.py --datasets data/suite/hopper-medium.hdf5 --task hopper --algos riql,iql,cql,td3bc \
+        --corruptions none,observations:random:0.3,actions:random:0.3,rewards:random:0.3,dynamics:random:0.3 \
+        --seeds 0,1,2 --steps 200000 --jobs 2 --out runs/corruption
 
 Datasets: ``--datasets`` (comma-separated files, directories or built-in names; ``--dataset`` is the same) or
 ``--suite FAMILY[,FAMILY]``: the files ``FAMILY-{random,medium,expert,medium-expert,medium-replay}.hdf5`` in
@@ -18,6 +21,11 @@ TD3+BC (those of ``--algos`` it has) run on the same data, steps and seeds (``be
 in ``--out/DATASET/d3rlpy-ALGO-sSEED.json``) and get their own rows. ``--jobs N`` runs N of these at once, each
 in its own process pinned to one core with single-threaded XLA (and one torch thread for d3rlpy). Work is done
 seed by seed, so an interrupted benchmark already has whole seeds.
+
+``--corruptions`` runs every dataset also (or only) in corrupted variants (``offrl train --corruption``, the RIQL
+paper's protocol, ``offrl/data/corruption.py``): ``none`` is the clean data, ``KIND:MODE:RATE[:SCALE]`` a variant,
+named ``DATASET+KIND-MODE-RATE`` under ``--out``; the corruption seed is the run's seed. d3rlpy runs only on clean
+data.
 
 Runs already finished under ``--out`` are read back instead of trained again and unfinished ones resume from their
 newest checkpoint: an interrupted benchmark continues where it stopped (the same command again), and
@@ -73,6 +81,7 @@ class Unit:
     algo: str
     seed: int
     library: str = "offrl"  # or "d3rlpy"
+    corruption: str = ""  # offrl.data.corruption spec, "" = clean
 
     @property
     def label(self) -> str:
@@ -115,6 +124,11 @@ def main(argv: list[str] | None = None) -> None:
         help="also run d3rlpy's IQL and TD3+BC (those of --algos it has) on the same data, steps and seeds, in "
         "this invocation, and add their rows (needs the bench extra)",
     )
+    parser.add_argument(
+        "--corruptions",
+        default="none",
+        help="comma-separated data variants: none (clean) and/or corruption specs KIND:MODE:RATE[:SCALE]",
+    )
     parser.add_argument("--unit", help=argparse.SUPPRESS)  # internal: one run, as JSON (a --jobs worker)
     args = parser.parse_args(argv)
     if args.quick:
@@ -134,13 +148,13 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     algos = args.algos.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    datasets = dataset_list(args)
+    datasets = with_corruptions(dataset_list(args), args.corruptions)
     units = [
-        Unit(path, name, task, algo, seed, library)
+        Unit(path, name, task, algo, seed, library, corruption)
         for seed in seeds
-        for path, name, task in datasets
+        for path, name, task, corruption in datasets
         for algo in algos
-        for library in (("offrl", "d3rlpy") if args.peer and algo in PEER_ALGOS else ("offrl",))
+        for library in (("offrl", "d3rlpy") if args.peer and algo in PEER_ALGOS and not corruption else ("offrl",))
     ]
     if not args.table_only:
         if args.peer and not _has_d3rlpy():
@@ -177,6 +191,22 @@ def dataset_list(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             else:
                 print(f"{path} is missing (make it with benchmarks/make_suite.py): skipped", flush=True)
     return found
+
+
+def with_corruptions(datasets: list[tuple[str, str, str]], corruptions: str) -> list[tuple[str, str, str, str]]:
+    """(path, name, task, corruption spec) of every dataset variant asked for; the clean one is spec ""."""
+    from offrl.data.corruption import Corruption
+
+    specs = [c.strip() for c in corruptions.split(",") if c.strip()] or ["none"]
+    out = []
+    for path, name, task in datasets:
+        for spec in specs:
+            if spec == "none":
+                out.append((path, name, task, ""))
+                continue
+            Corruption.parse(spec, 0)  # a bad spec fails before any run starts
+            out.append((path, f"{name}+{spec.replace(':', '-')}", task, spec))
+    return out
 
 
 def finished(unit: Unit, out: Path, steps: int) -> bool:
@@ -254,6 +284,8 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
             output_dir=str(out),
             run_name=run_dir.name,
             progress=False,
+            corruption=unit.corruption,
+            corruption_seed=unit.seed,
         )
         train(config, algo_config)
     if args.final_episodes:
@@ -362,7 +394,7 @@ def _minutes(values: list[float]) -> str:
 
 def table(
     out: Path,
-    datasets: list[tuple[str, str, str]],
+    datasets: list[tuple[str, ...]],
     algos: list[str],
     seeds: list[int],
     steps: int,
@@ -379,7 +411,7 @@ def table(
         f"| {big} | {big}, per seed | updates/s | minutes per run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for _, name, _ in datasets:
+    for _, name, *_ in datasets:
         behaviour = None
         for algo in algos:
             rows = []

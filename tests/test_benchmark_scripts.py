@@ -155,3 +155,21 @@ def test_every_benchmark_config_loads_and_per_task_settings_apply():
         assert source.endswith(path.name), source
     assert scores.paper_config("prdc", "hopper")[0].alpha == 2.5
     assert scores.paper_config("prdc", "halfcheetah")[0].alpha == 40.0
+
+
+def test_corrupted_variants_get_their_own_rows_and_record_the_corruption(tmp_path, capsys):
+    scores = script("scores")
+    argv = [
+        "--datasets", "pendulum-mixed", "--task", "pendulum", "--algos", "bc", "--seeds", "1", "--steps", "100",
+        "--eval-interval", "100", "--eval-episodes", "1", "--final-episodes", "1", "--checkpoint-interval", "100",
+        "--corruptions", "none,rewards:random:0.3", "--out", str(tmp_path / "bench"),
+    ]  # fmt: skip
+    scores.main(argv)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pendulum-mixed")]
+    assert len(rows) == 2 and rows[1].startswith("| pendulum-mixed+rewards-random-0.3")
+    saved = json.loads((tmp_path / "bench" / "pendulum-mixed+rewards-random-0.3" / "bc-s1" / "config.json").read_text())
+    assert saved["train"]["corruption"] == "rewards:random:0.3" and saved["train"]["corruption_seed"] == 1
+    clean = json.loads((tmp_path / "bench" / "pendulum-mixed" / "bc-s1" / "config.json").read_text())
+    assert clean["train"]["corruption"] == ""
+    with pytest.raises(ValueError, match="kind must be one of"):
+        scores.main([*argv[:-2], "--corruptions", "wind:random:0.3", "--out", str(tmp_path / "other")])
