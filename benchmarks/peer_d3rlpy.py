@@ -112,8 +112,12 @@ def train_and_evaluate(
     saved = Path(resume_dir) if resume_dir is not None else None
     if saved is not None and (saved / "progress.json").exists():
         progress = json.loads((saved / "progress.json").read_text())
-        if (progress["algo"], progress["seed"], progress["steps"]) != (algo_name, seed, steps):
-            raise ValueError(f"{saved} holds another run ({progress['algo']}, seed {progress['seed']}): remove it")
+        theirs = (progress["algo"], progress["seed"], progress["steps"], progress.get("eval_interval", eval_interval))
+        if theirs != (algo_name, seed, steps, eval_interval):
+            raise ValueError(
+                f"{saved} holds another run (algo, seed, steps, eval interval = {theirs}; this one: "
+                f"{(algo_name, seed, steps, eval_interval)}): remove it to start this one from scratch"
+            )
         from d3rlpy.algos.utility import build_scalers_with_transition_picker
 
         build_scalers_with_transition_picker(algo, dataset)  # as fit() does before building the networks
@@ -142,6 +146,7 @@ def train_and_evaluate(
                 algo_name,
                 seed,
                 steps,
+                eval_interval,
                 step,
                 curve,
                 train_seconds,
@@ -186,6 +191,7 @@ def _save_progress(
     algo_name: str,
     seed: int,
     steps: int,
+    eval_interval: int,
     step: int,
     curve: list,
     train_seconds: float,
@@ -201,6 +207,7 @@ def _save_progress(
         "algo": algo_name,
         "seed": seed,
         "steps": steps,
+        "eval_interval": eval_interval,
         "step": step,
         "model": model,
         "curve": curve,

@@ -24,8 +24,8 @@ antmaze: alpha 7.5, beta 7.5, rewards ``r * 10000 - 1``), states standardised, A
 gamma 0.99, tau 0.005, policy noise 0.2 clipped at 0.5, actor every 2 steps.
 
 The search (``offrl.data.neighbours``): ``kdtree`` (scipy's KD-tree on the host through a callback, as the official
-code; the default on a CPU), ``exact`` (brute force on the device, the default on a GPU), ``auto``. Both give the
-same neighbour up to ties.
+code; the default on a CPU), ``exact`` (brute force on the device, the default on a GPU), ``auto`` (resolved when
+training starts and recorded in the run's config). Both give the same neighbour up to ties.
 
 Deviations: ``d`` is the terminal flag only (time-limit truncations bootstrap); actions are mapped to [-1, 1] by the
 trainer. The update needs the training set, so PRDC trains through the offline trainer (``bind_dataset``), not by
@@ -43,7 +43,7 @@ import numpy as np
 
 from offrl.algos.base import Algorithm, Batch, DataUpdate, Metrics, Spec, config_field, require
 from offrl.algos.td3bc import Networks, TD3BCState, act, init_state, td3_update
-from offrl.data.neighbours import SEARCHES, Nearest, build_nearest
+from offrl.data.neighbours import SEARCHES, Nearest, build_nearest, resolve_search
 from offrl.nn.networks import ensemble_member
 
 
@@ -79,7 +79,17 @@ _ACTOR_METRICS = ("actor/loss", "actor/bc_loss", "actor/lambda", "actor/neighbou
 
 
 def init(key: jax.Array, spec: Spec, config: PRDCConfig) -> TD3BCState:
+    require(len(spec.observation_shape) == 1, f"PRDC needs flat observations, got shape {spec.observation_shape}")
     return init_state(key, spec, config, _ACTOR_METRICS)
+
+
+def configure_for_training(config: PRDCConfig, total_steps: int) -> PRDCConfig:
+    """Resolve ``search="auto"`` for this machine, so the run records (and a resume keeps) the search it used."""
+    if config.search == "auto":
+        from dataclasses import replace
+
+        return replace(config, search=resolve_search("auto"))
+    return config
 
 
 def actor_loss(
@@ -134,5 +144,6 @@ ALGORITHM = Algorithm(
     init=init,
     update=update,
     act=act,
+    configure_for_training=configure_for_training,
     bind_dataset=bind_dataset,
 )

@@ -165,17 +165,15 @@ class Dataset:
         """The first ``n`` episodes (all of them if there are fewer), e.g. a few expert demonstrations."""
         if n < 1:
             raise ValueError(f"first_episodes needs n >= 1, got {n}")
-        end = int(self.episode_ends[min(n, self.num_episodes) - 1]) + 1
+        end = int(self.episode_ends[min(n, self.num_episodes) - 1]) + 1  # row end - 1 ends an episode already
         if end == self.size:
             return self
-        timeouts = np.array(self.timeouts[:end])
-        timeouts[-1] = timeouts[-1] or not self.terminals[end - 1]  # the cut episode ends here either way
         return self.replace(
             observations=self.observations[:end],
             actions=self.actions[:end],
             rewards=self.rewards[:end],
             terminals=self.terminals[:end],
-            timeouts=timeouts,
+            timeouts=self.timeouts[:end],
             next_observations=self.next_observations[:end],
             costs=None if self.costs is None else self.costs[:end],
             extras={k: v[:end] for k, v in self.extras.items()},

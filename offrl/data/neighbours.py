@@ -10,9 +10,11 @@ search is built once from the training arrays and then queried inside the update
 - ``auto``: ``exact`` when JAX's default backend is a GPU or TPU, else ``kdtree``.
 
 Both return the index of the nearest row by Euclidean distance; they agree except on (measure-zero) ties and on
-distances equal to within float32 rounding. Keys and points are ``concat(weight * observations, actions)``; the
-exact search reads the device copies of those two columns that the trainer already holds, so it needs no extra
-memory.
+distances equal to within float32 rounding (the exact search asks for full float32 matrix products, which GPUs
+otherwise replace by TF32). A key with a NaN or infinite entry (a diverged policy) gets row 0 from both, so the
+update finishes and the trainer's non-finite check reports the problem. Keys and points are
+``concat(weight * observations, actions)``; the exact search reads the device copies of those two columns that the
+trainer already holds, so it needs no extra memory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 SEARCHES = ("auto", "kdtree", "exact")
+HIGHEST = jax.lax.Precision.HIGHEST
 
 #: ``nearest(keys [B, D_obs + D_act], observations [N, D_obs], actions [N, D_act]) -> indices [B] (int32)``
 Nearest = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
@@ -56,9 +59,12 @@ def _kdtree(points: np.ndarray) -> Nearest:
     tree = cKDTree(points)
 
     def query(keys: np.ndarray) -> np.ndarray:
-        keys = np.asarray(keys)
-        _, index = tree.query(keys.reshape(-1, keys.shape[-1]), k=1)
-        return np.asarray(index, np.int32).reshape(keys.shape[:-1])
+        flat = np.asarray(keys).reshape(-1, keys.shape[-1])
+        finite = np.isfinite(flat).all(axis=-1)
+        index = np.zeros(len(flat), np.int32)  # a non-finite key (a diverged policy) gets row 0: the update then
+        if finite.any():  # finishes and the trainer's non-finite check names the metric, instead of a callback error
+            index[finite] = tree.query(flat[finite], k=1)[1]
+        return index.reshape(keys.shape[:-1])
 
     def nearest(keys: jax.Array, observations: jax.Array, actions: jax.Array) -> jax.Array:
         out = jax.ShapeDtypeStruct(keys.shape[:-1], jnp.int32)
@@ -81,11 +87,9 @@ def _exact(weight: float, block: int) -> Nearest:
             obs = jax.lax.dynamic_slice_in_dim(observations, start, size) * weight
             act = jax.lax.dynamic_slice_in_dim(actions, start, size)
             rows = start + jnp.arange(size)
-            d = (
-                key_norm[:, None]
-                - 2.0 * (key_obs @ obs.T + key_act @ act.T)
-                + (jnp.sum(jnp.square(obs), -1) + jnp.sum(jnp.square(act), -1))[None, :]
-            )
+            # full float32 products: GPUs default to TF32 for float32 matmuls, which picks wrong neighbours
+            cross = jnp.matmul(key_obs, obs.T, precision=HIGHEST) + jnp.matmul(key_act, act.T, precision=HIGHEST)
+            d = key_norm[:, None] - 2.0 * cross + (jnp.sum(jnp.square(obs), -1) + jnp.sum(jnp.square(act), -1))[None, :]
             i = jnp.argmin(d, axis=1)
             d_min = jnp.take_along_axis(d, i[:, None], axis=1)[:, 0]
             better = d_min < best_d

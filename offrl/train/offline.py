@@ -158,6 +158,10 @@ def with_expert_demonstrations(dataset: Dataset, expert: Dataset, episodes: int 
     """``dataset`` followed by the expert demonstrations (their first ``episodes`` episodes if > 0), with
     ``extras["is_expert"]`` marking the expert rows (``offrl.data.columns``)."""
     if episodes:
+        if episodes > expert.num_episodes:
+            raise ValueError(
+                f"expert_episodes is {episodes} but the expert demonstrations hold {expert.num_episodes} episodes"
+            )
         expert = expert.first_episodes(episodes)
     if expert.observation_shape != dataset.observation_shape or expert.discrete != dataset.discrete:
         raise ValueError(
@@ -170,7 +174,8 @@ def with_expert_demonstrations(dataset: Dataset, expert: Dataset, episodes: int 
         expert.replace(extras={**expert.extras, "is_expert": np.ones(expert.size, np.float32)}),
     ]
     combined = concatenate(marked)
-    return combined.replace(metadata={**dataset.metadata, "expert_rows": int(expert.size)})
+    meta = {**dataset.metadata, "expert_rows": int(expert.size), "expert_episodes": int(expert.num_episodes)}
+    return combined.replace(metadata=meta)
 
 
 def dataset_task(dataset: Dataset, requested: str = "") -> Task | None:
@@ -347,7 +352,8 @@ def resume(
         config.task,
         config.max_episode_steps,
     )
-    if source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
+    # runs written before 2026-11-27 recorded only the fingerprint of the data trained on (checked in _execute)
+    if "training_fingerprint" in saved["dataset"] and source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
         raise CheckpointError(
             f"the dataset {source.path} differs from the one this run trained on (fingerprint "
             f"{saved['dataset']['fingerprint'][:12]}...); resume needs the same data"
@@ -393,6 +399,7 @@ def _execute(
     dataset = source.dataset
     if config.corruption:  # the same rows and noise on every run with this corruption and seed (resume included)
         dataset = corrupt(dataset, Corruption.parse(config.corruption, config.corruption_seed))
+    behaviour_data = dataset  # the behaviour score is the data's, without the demonstrations
     if expert is not None:  # after any corruption: the demonstrations stay clean
         dataset = with_expert_demonstrations(dataset, expert.dataset, config.expert_episodes)
     task = dataset_task(dataset, config.task)
@@ -445,10 +452,17 @@ def _execute(
             "sha256": expert.sha256,
             "fingerprint": expert.dataset.fingerprint(),
             "builtin": expert.builtin,
-            "episodes_used": config.expert_episodes or expert.dataset.num_episodes,
+            "episodes_used": int(dataset.metadata["expert_episodes"]),
             "transitions_used": int(dataset.metadata["expert_rows"]),
         }
     if resume_checkpoint is not None:
+        saved_data = read_run_config(run_dir)["dataset"]
+        recorded = saved_data.get("training_fingerprint", saved_data["fingerprint"])
+        if recorded != metadata["dataset"]["training_fingerprint"]:
+            raise CheckpointError(
+                f"the training data rebuilt for {run_dir} (after corruption / demonstrations) differs from what the "
+                f"run trained on (fingerprint {recorded[:12]}...); resume needs the same data"
+            )
         state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
     else:
@@ -457,7 +471,7 @@ def _execute(
 
     sinks = open_sinks(run_dir, step if resume_checkpoint is not None else None, loggers)
     bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {source.name}")
-    behaviour = behaviour_score(dataset, task)
+    behaviour = behaviour_score(behaviour_data, task)
     update = training_update(algo, algo_config, arrays)
     loop = UpdateLoop(update, config.batch_size)
     names = metric_names(update, agent, data, config.batch_size)

@@ -150,13 +150,15 @@ def test_concatenate_refuses_parts_that_do_not_match():
         concatenate([build(), Dataset(**wide)])
 
 
-def test_first_episodes_keeps_whole_episodes_and_ends_the_last_one():
+def test_first_episodes_keeps_whole_episodes():
     arrays = make_arrays(n=200, episode_length=50)
-    arrays["timeouts"][-1] = False  # the log stops mid-episode
+    arrays["terminals"][29] = True  # a first episode that ends early
+    arrays["extras"] = {"flag": np.arange(200, dtype=np.float32)}
     dataset = from_arrays(**arrays)
     two = dataset.first_episodes(2)
-    assert two.size == 100 and two.num_episodes == 2 and two.timeouts[-1]
-    np.testing.assert_array_equal(two.actions, dataset.actions[:100])
+    assert two.size == 50 and two.num_episodes == 2 and two.terminals[29] and two.timeouts[-1]
+    np.testing.assert_array_equal(two.actions, dataset.actions[:50])
+    np.testing.assert_array_equal(two.extras["flag"], np.arange(50))
     assert dataset.first_episodes(10) is dataset
     with pytest.raises(ValueError, match="n >= 1"):
         dataset.first_episodes(0)

@@ -55,3 +55,20 @@ def test_bad_searches_and_data_are_named():
     assert resolve_search("auto") in ("kdtree", "exact")
     with pytest.raises(ValueError, match="as many observations as actions"):
         build_nearest(np.zeros((3, 2)), np.zeros((2, 1)), 1.0)
+
+
+@pytest.mark.parametrize("search", ["kdtree", "exact"])
+def test_a_non_finite_key_gets_row_zero_and_the_others_their_neighbours(search):
+    """A diverged policy gives NaN keys: the search must not fail inside the jitted update (the trainer then
+    reports the non-finite metric)."""
+    rng = np.random.default_rng(2)
+    observations = rng.standard_normal((300, 3)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (300, 1)).astype(np.float32)
+    keys = rng.standard_normal((6, 4)).astype(np.float32)
+    keys[1, 2], keys[4, 0] = np.nan, np.inf
+    nearest = build_nearest(observations, actions, 1.0, search)
+    found = np.asarray(jax.jit(nearest)(jnp.asarray(keys), jnp.asarray(observations), jnp.asarray(actions)))
+    expected = brute_force(keys, observations, actions, 1.0)
+    for row in (0, 2, 3, 5):
+        assert found[row] == expected[row]
+    assert found[1] == 0 and found[4] == 0

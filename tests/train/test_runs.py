@@ -30,6 +30,8 @@ NEEDS = {
     "recoil": {"expert_dataset": "pendulum-expert", "expert_episodes": 2},
     "bc-corrupted": {"corruption": "observations:random:0.3", "corruption_seed": 1},
 }
+#: cases that differ from an algorithm's small config
+CASE_CONFIGS = {"prdc-exact": PRDCConfig(hidden_dims=(32, 32), search="exact")}
 
 
 def quick(tmp_path, **changes):
@@ -77,17 +79,18 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert (tmp_path / "r" / "config.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("case", ["bc", "td3bc", "iql", "prdc", "recoil", "bc-corrupted"])
+@pytest.mark.parametrize("case", ["bc", "td3bc", "iql", "prdc", "prdc-exact", "recoil", "bc-corrupted"])
 def test_resume_equals_an_uninterrupted_run(tmp_path, case):
     """train(N + M) == train(N) -> save -> load -> train(M), bitwise on CPU (PRDC: its KD-tree is rebuilt from the
     data; ReCOIL: its expert demonstrations are found and checked again; a corrupted run corrupts the same rows)."""
     algo, extra = case.split("-")[0], NEEDS.get(case, {})
+    algo_config = CASE_CONFIGS.get(case, SMALL[algo])
     whole = train(
-        quick(tmp_path, algo=algo, run_name="whole", steps=400, checkpoint_interval=100, **extra), SMALL[algo]
+        quick(tmp_path, algo=algo, run_name="whole", steps=400, checkpoint_interval=100, **extra), algo_config
     )
     train(
         quick(tmp_path, algo=algo, run_name="split", steps=400, checkpoint_interval=100, **extra),
-        SMALL[algo],
+        algo_config,
         stop_after=250,
     )
     assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step_000000250.msgpack"
@@ -296,7 +299,15 @@ def test_expert_demonstrations_are_added_marked_and_recorded(tmp_path):
     train(quick(tmp_path, algo="recoil", run_name="r", steps=100, eval_interval=0, **NEEDS["recoil"]), SMALL["recoil"])
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["expert_dataset"]["name"] == "pendulum-expert" and saved["expert_dataset"]["transitions_used"] == 400
-    assert saved["dataset"]["transitions"] == 40_000 + 400
+    assert saved["dataset"]["transitions"] == 40_000 + 400 and saved["expert_dataset"]["episodes_used"] == 2
+    with pytest.raises(ValueError, match="expert_episodes is 500 but the expert demonstrations hold 100 episodes"):
+        with_expert_demonstrations(data, expert, episodes=500)
+
+
+def test_prdc_records_the_search_it_resolved(tmp_path):
+    train(quick(tmp_path, algo="prdc", run_name="p", steps=100, eval_interval=0), SMALL["prdc"])
+    saved = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert saved["algo_config"]["search"] == ("exact" if jax.default_backend() in ("gpu", "tpu") else "kdtree")
 
 
 def test_expert_demonstrations_go_only_to_imitation_algorithms(tmp_path):
