@@ -154,6 +154,18 @@ def critic_loss(critic_params: dict, nets: Networks, mixture: Batch, expert: Bat
     }
 
 
+def mixture_target(next_v: jax.Array, terminals: jax.Array, config: ReCOILConfig) -> jax.Array:
+    """``r_M + gamma * V(s')``, or at a terminal ``r_M + gamma * r_M / (1 - gamma) = r_M / (1 - gamma)`` (absorbing)."""
+    absorbing = config.mixture_reward / (1.0 - config.discount)
+    return config.mixture_reward + config.discount * ((1.0 - terminals) * next_v + terminals * absorbing)
+
+
+def expert_batch(key: jax.Array, expert_rows: jax.Array, data: Batch, size: int) -> Batch:
+    """``size`` rows drawn uniformly (with replacement) from the demonstration rows of the training set."""
+    picked = expert_rows[jax.random.randint(key, (size,), 0, expert_rows.shape[0])]
+    return {name: data[name][picked] for name in ("observations", "actions")}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -161,8 +173,7 @@ def recoil_update(state: IQLState, mixture: Batch, expert_rows: jax.Array, data:
     config, nets = state.config, networks(state.config, state.spec)
     rng, expert_key = jax.random.split(state.rng)
     batch_size = mixture["observations"].shape[0]
-    picked = expert_rows[jax.random.randint(expert_key, (batch_size,), 0, expert_rows.shape[0])]
-    expert = {name: data[name][picked] for name in ("observations", "actions")}
+    expert = expert_batch(expert_key, expert_rows, data, batch_size)
 
     # 1. V: soft maximum (reverse-KL) of the target critics' min over the mixture.
     target_q = nets.critic.apply(state.target_critic_params, mixture["observations"], mixture["actions"]).min(0)
@@ -183,9 +194,7 @@ def recoil_update(state: IQLState, mixture: Batch, expert_rows: jax.Array, data:
     actor_info["actor/grad_norm"] = global_norm(grads)
 
     # 3. Critics: expert pairs to r_E / (1 - gamma); mixture pairs bootstrap with r_M (terminals absorb at r_M).
-    terminals = mixture["terminals"]
-    absorbing = config.mixture_reward / (1.0 - config.discount)
-    target = config.mixture_reward + config.discount * ((1.0 - terminals) * next_v + terminals * absorbing)
+    target = mixture_target(next_v, mixture["terminals"], config)
     (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(
         state.critic_params, nets, mixture, expert, target, config
     )
