@@ -42,11 +42,10 @@ import jax.numpy as jnp
 import optax
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.algos.td3bc import TD3BCState
-from offrl.nn.losses import critic_ensemble_loss, td_target
+from offrl.algos.td3bc import TD3BCState, td3_update
 from offrl.nn.networks import Ensemble, QNetwork
 from offrl.nn.policies import DeterministicPolicy
-from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
+from offrl.nn.updates import copy_tree
 
 
 @dataclass(frozen=True)
@@ -128,43 +127,16 @@ def actor_loss(actor_params: dict, nets: Networks, critic_params: dict, batch: B
     return loss, {"actor/loss": loss, "actor/bc_loss": bc_loss, "actor/lambda": lmbda}
 
 
-def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
-    config, nets = state.config, networks(state.config, state.spec)
-    rng, noise_key = jax.random.split(state.rng)
-
-    # 1. Critics: smoothed target action, penalised by its distance to the dataset's next action.
-    next_actions = nets.actor.apply(state.target_actor_params, batch["next_observations"])
-    noise = jnp.clip(
-        config.policy_noise * jax.random.normal(noise_key, next_actions.shape), -config.noise_clip, config.noise_clip
-    )
-    next_actions = jnp.clip(next_actions + noise, -1.0, 1.0)
+def next_action_penalty(next_actions: jax.Array, batch: Batch, config: ReBRACConfig):
+    """beta_2 * ||a' - a'_D||^2: the critic's BC term, subtracted from the target critics' value at s'."""
     penalty = jnp.square(next_actions - batch["next_actions"]).sum(axis=-1)
-    next_q = nets.critic.apply(state.target_critic_params, batch["next_observations"], next_actions).min(axis=0)
-    target = td_target(batch["rewards"], batch["terminals"], next_q - config.critic_bc_coef * penalty, config.discount)
-    (_, critic_info), grads = jax.value_and_grad(critic_ensemble_loss, has_aux=True)(
-        state.critic_params, nets.critic, batch, target
-    )
-    critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
-    critic_info.update({"critic/grad_norm": global_norm(grads), "critic/next_action_penalty": penalty.mean()})
-    state = state.replace(critic_params=critic_params, critic_opt=critic_opt, rng=rng, step=state.step + 1)
+    return config.critic_bc_coef * penalty, {"critic/next_action_penalty": penalty.mean()}
 
-    # 2. Every policy_delay steps: actor, then the target actor and critics.
-    def actor_step(state: TD3BCState) -> TD3BCState:
-        (_, info), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.actor_params, nets, state.critic_params, batch, config
-        )
-        info["actor/grad_norm"] = global_norm(grads)
-        actor_params, actor_opt = apply_gradients(nets.actor_tx, state.actor_params, state.actor_opt, grads)
-        return state.replace(
-            actor_params=actor_params,
-            actor_opt=actor_opt,
-            target_actor_params=polyak_update(state.target_actor_params, actor_params, config.tau),
-            target_critic_params=polyak_update(state.target_critic_params, state.critic_params, config.tau),
-            actor_metrics=info,
-        )
 
-    state = jax.lax.cond(state.step % config.policy_delay == 0, actor_step, lambda s: s, state)
-    return state, {**critic_info, **state.actor_metrics}
+def update(state: TD3BCState, batch: Batch) -> tuple[TD3BCState, Metrics]:
+    """TD3+BC's update order (``offrl.algos.td3bc.td3_update``) with ReBRAC's networks, actor loss and critic
+    penalty."""
+    return td3_update(state, batch, actor_loss, networks(state.config, state.spec), next_action_penalty)
 
 
 def act(state: TD3BCState, observations: jax.Array, key: jax.Array, deterministic: bool = True) -> jax.Array:

@@ -154,9 +154,15 @@ def make_update(actor_loss_fn):
     return update
 
 
-def td3_update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCState, Metrics]:
-    """One TD3 step (critics; every ``policy_delay`` steps the actor and the targets) with the given actor loss."""
-    config, nets = state.config, networks(state.config, state.spec)
+def td3_update(
+    state: TD3BCState, batch: Batch, actor_loss_fn, nets=None, target_penalty=None
+) -> tuple[TD3BCState, Metrics]:
+    """One TD3 step (critics; every ``policy_delay`` steps the actor and the targets) with the given actor loss.
+
+    ``nets`` defaults to TD3+BC's networks (ReBRAC passes its own); ``target_penalty(next_actions, batch, config)
+    -> (penalty [B], metrics)`` is subtracted from the target critics' value at s' (ReBRAC's critic BC term)."""
+    config = state.config
+    nets = networks(config, state.spec) if nets is None else nets
     rng, noise_key = jax.random.split(state.rng)
 
     # 1. Critics, with target policy smoothing.
@@ -166,12 +172,16 @@ def td3_update(state: TD3BCState, batch: Batch, actor_loss_fn) -> tuple[TD3BCSta
     )
     next_actions = jnp.clip(next_actions + noise, -1.0, 1.0)
     next_q = nets.critic.apply(state.target_critic_params, batch["next_observations"], next_actions).min(axis=0)
+    penalty_info = {}
+    if target_penalty is not None:
+        penalty, penalty_info = target_penalty(next_actions, batch, config)
+        next_q = next_q - penalty
     target = td_target(batch["rewards"], batch["terminals"], next_q, config.discount)
     (_, critic_info), grads = jax.value_and_grad(critic_ensemble_loss, has_aux=True)(
         state.critic_params, nets.critic, batch, target
     )
     critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
-    critic_info["critic/grad_norm"] = global_norm(grads)
+    critic_info.update({"critic/grad_norm": global_norm(grads), **penalty_info})
     state = state.replace(critic_params=critic_params, critic_opt=critic_opt, rng=rng, step=state.step + 1)
 
     # 2. Every policy_delay steps: actor, then all targets.
