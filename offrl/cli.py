@@ -25,6 +25,9 @@ TRAIN_EXAMPLES = """examples:
   offrl train --algo iql --expectile 0.9 --beta 10 --dataset data.npz
   offrl train --resume runs/iql-pendulum-mixed-s0-20260101-120000
   offrl train --algo td3bc --help               TD3+BC's own options
+  offrl train --algo recoil --dataset mixed.npz --expert-dataset demos.hdf5 --expert-episodes 5
+                                                imitation: the demonstrations mark what to imitate in the data
+  offrl train --algo iql --corruption observations:random:0.3    robustness test on corrupted data
 """
 
 
