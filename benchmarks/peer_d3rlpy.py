@@ -77,11 +77,12 @@ def train_and_evaluate(
     final_episodes: int = 100,
     threads: int = 1,
     resume_dir: str | Path | None = None,
+    save_interval: int = 0,
 ) -> dict:
     """Train d3rlpy's algorithm on the dataset and evaluate it as offrl's runs are evaluated; returns the record.
 
-    With ``resume_dir`` the model and the curve are saved there at every evaluation, and a run that finds them
-    continues from that step."""
+    With ``resume_dir`` the model and the curve are saved there every ``save_interval`` updates (default: at every
+    evaluation; it must divide the evaluation interval), and a run that finds them continues from that step."""
     import d3rlpy
     import torch
 
@@ -131,14 +132,19 @@ def train_and_evaluate(
         print(f"d3rlpy {algo_name} s{seed}: resuming at step {done}", flush=True)
     start = time.perf_counter()
 
-    def on_epoch(algo_, epoch: int, total_step: int) -> None:
+    # one d3rlpy "epoch" per save; an evaluation every eval_interval steps
+    epoch = save_interval if saved is not None and save_interval and eval_interval % save_interval == 0 else 0
+    epoch = epoch if epoch and (steps - done) % epoch == 0 else eval_interval
+
+    def on_epoch(algo_, epoch_index: int, total_step: int) -> None:
         nonlocal train_seconds, start
         train_seconds += time.perf_counter() - start
         step = done + total_step
-        # the environment seeds of offrl's evaluations during training (offrl.train.offline)
-        result = evaluate(policy, task, episodes=eval_episodes, seed=10_000 + 1000 * seed)
-        curve.append({"step": step, "normalized_score": result.normalized_mean})
-        print(f"d3rlpy {algo_name} s{seed} step {step}: score {result.normalized_mean:.1f}", flush=True)
+        if step % eval_interval == 0 or step == steps:
+            # the environment seeds of offrl's evaluations during training (offrl.train.offline)
+            result = evaluate(policy, task, episodes=eval_episodes, seed=10_000 + 1000 * seed)
+            curve.append({"step": step, "normalized_score": result.normalized_mean})
+            print(f"d3rlpy {algo_name} s{seed} step {step}: score {result.normalized_mean:.1f}", flush=True)
         if saved is not None:
             _save_progress(
                 algo_,
@@ -159,7 +165,7 @@ def train_and_evaluate(
         algo.fit(
             dataset,
             n_steps=steps - done,
-            n_steps_per_epoch=eval_interval,
+            n_steps_per_epoch=epoch,
             logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
             show_progress=False,
             epoch_callback=on_epoch,
@@ -233,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--final-episodes", type=int, default=100)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "1")))
-    parser.add_argument("--resume-dir", help="save the model at every evaluation here and continue from it if found")
+    parser.add_argument("--resume-dir", help="save the model here and continue from it if found")
+    parser.add_argument("--save-interval", type=int, default=0, help="updates between saves; 0 = every evaluation")
     parser.add_argument("--out", required=True, help="JSON file for the result")
     args = parser.parse_args(argv)
     result = train_and_evaluate(
@@ -247,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         args.final_episodes,
         args.threads,
         args.resume_dir,
+        args.save_interval,
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -254,7 +254,8 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
             args.eval_interval,
             args.eval_episodes,
             args.final_episodes,
-            resume_dir=out / f".d3rlpy-{unit.algo}-s{unit.seed}",  # continue from the last evaluation if stopped
+            resume_dir=out / f".d3rlpy-{unit.algo}-s{unit.seed}",  # continue from the last save if stopped
+            save_interval=args.checkpoint_interval,
         )
         atomic_write_json(out / f"d3rlpy-{unit.algo}-s{unit.seed}.json", record)
         shutil.rmtree(out / f".d3rlpy-{unit.algo}-s{unit.seed}", ignore_errors=True)

@@ -127,7 +127,8 @@ def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
     argv = [
         sys.executable, str(BENCHMARKS / "peer_d3rlpy.py"), "--algo", "td3bc", "--dataset", str(data),
         "--task", "pendulum", "--steps", "400", "--seed", "0", "--eval-interval", "200", "--eval-episodes", "1",
-        "--final-episodes", "1", "--resume-dir", str(resume), "--out", str(tmp_path / "first.json"),
+        "--final-episodes", "1", "--resume-dir", str(resume), "--save-interval", "100",
+        "--out", str(tmp_path / "first.json"),
     ]  # fmt: skip
     first = subprocess.Popen(argv)
     while not (resume / "progress.json").exists() and first.poll() is None:
@@ -135,8 +136,11 @@ def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
     first.kill()
     first.wait()
     progress = json.loads((resume / "progress.json").read_text())
-    assert progress["step"] == 200 and (resume / progress["model"]).exists()
-    record = peer.train_and_evaluate("td3bc", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
+    assert progress["step"] in (100, 200) and (resume / progress["model"]).exists()  # saved every 100 updates
+    assert [point["step"] for point in progress["curve"]] == [200][: progress["step"] // 200]  # evaluated every 200
+    record = peer.train_and_evaluate(
+        "td3bc", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume, save_interval=100
+    )
     assert [point["step"] for point in record["curve"]] == [200, 400]
     assert record["resumed"] == 1
     with pytest.raises(ValueError, match="another run"):
