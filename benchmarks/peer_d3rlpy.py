@@ -4,13 +4,22 @@
         --steps 200000 --seed 0 --out benchmarks/results/peers/iql-hopper-medium-s0.json
 
 The peer answers the question "is this result a property of the data or of offrl's implementation?". Settings are
-those of d3rlpy's own reproduction scripts (``reproductions/offline/iql.py`` and ``td3_plus_bc.py``):
+those of d3rlpy's own reproduction scripts (``reproductions/offline/*.py``):
 
 - IQL: Adam 3e-4, batch 256, expectile 0.7, inverse temperature 3.0, weights clipped at 100, rewards scaled by
   ``1000 / (max episode return - min episode return)`` (``ReturnBasedRewardScaler``), cosine decay of the actor's
   learning rate over the run.
 - TD3+BC: Adam 3e-4, batch 256, alpha 2.5, target smoothing 0.2 clipped at 0.5, actor every 2 updates, standardised
   observations.
+- CQL: 2x256 actor and critics, actor 1e-4, critic 3e-4, temperature 1e-4, Lagrange alpha 3e-4 from e with
+  threshold 10, conservative weight 5 (the script's value for D4RL v2 data), 10 sampled actions, batch 256.
+- AWAC: 4x256 actor and critics, actor Adam with weight decay 1e-4, lambda 1, batch 1024.
+- PRDC: TD3+BC's settings with alpha 2.5 and beta 2, standardised observations (the script uses alpha 2.5
+  everywhere; here halfcheetah gets the paper's 40, as offrl's config does, so both run the paper's setting).
+- ReBRAC: 3x256 actor, 3x256 LayerNorm critics, Adam 1e-3, batch 1024, actor/critic betas per dataset from the
+  paper's table (d3rlpy's script carries the same table; 0.01/0.01 otherwise), standardised observations.
+
+d3rlpy's Cal-QL needs Monte-Carlo returns in its dataset, which its fine-tuning script builds; it is not run here.
 
 The dataset is read with offrl's loader (so both libraries see the same transitions, terminals and timeouts) and
 the policy is evaluated with ``offrl.envs.evaluate``: ``--eval-episodes`` episodes every ``--eval-interval`` updates
@@ -28,14 +37,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+#: ReBRAC's (actor_beta, critic_beta) per D4RL dataset, from the paper (as in d3rlpy's reproduction script)
+REBRAC_BETAS: dict[str, tuple[float, float]] = {
+    "halfcheetah-random": (0.001, 0.1),
+    "halfcheetah-medium": (0.001, 0.01),
+    "halfcheetah-expert": (0.01, 0.01),
+    "halfcheetah-medium-replay": (0.01, 0.001),
+    "hopper-random": (0.001, 0.01),
+    "hopper-medium": (0.01, 0.001),
+    "hopper-expert": (0.1, 0.001),
+    "hopper-medium-expert": (0.1, 0.01),
+    "hopper-medium-replay": (0.05, 0.5),
+    "walker2d-random": (0.01, 0.0),
+    "walker2d-medium": (0.05, 0.1),
+    "walker2d-expert": (0.01, 0.5),
+    "walker2d-medium-expert": (0.01, 0.01),
+    "walker2d-medium-replay": (0.05, 0.01),
+}
+PEER_ALGOS = ("iql", "td3bc", "cql", "awac", "prdc", "rebrac")
 
-def build_algo(name: str, seed: int, steps: int):
+
+def build_algo(name: str, seed: int, steps: int, dataset_name: str = "", task: str = ""):
     import d3rlpy
 
     d3rlpy.seed(seed)
@@ -63,7 +92,61 @@ def build_algo(name: str, seed: int, steps: int):
             update_actor_interval=2,
             observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
         ).create(device="cpu:0")
-    raise ValueError(f"unknown algorithm {name!r}: iql | td3bc")
+    if name == "cql":
+        two = d3rlpy.models.VectorEncoderFactory([256, 256])
+        return d3rlpy.algos.CQLConfig(
+            actor_learning_rate=1e-4,
+            critic_learning_rate=3e-4,
+            temp_learning_rate=1e-4,
+            alpha_learning_rate=3e-4,
+            initial_alpha=math.e,
+            actor_encoder_factory=two,
+            critic_encoder_factory=two,
+            batch_size=256,
+            n_action_samples=10,
+            alpha_threshold=10,
+            conservative_weight=5.0,
+        ).create(device="cpu:0")
+    if name == "awac":
+        four = d3rlpy.models.VectorEncoderFactory([256, 256, 256, 256])
+        return d3rlpy.algos.AWACConfig(
+            actor_learning_rate=3e-4,
+            actor_encoder_factory=four,
+            actor_optim_factory=d3rlpy.optimizers.AdamFactory(weight_decay=1e-4),
+            critic_learning_rate=3e-4,
+            critic_encoder_factory=four,
+            batch_size=1024,
+            lam=1.0,
+        ).create(device="cpu:0")
+    if name == "prdc":
+        return d3rlpy.algos.PRDCConfig(
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            batch_size=256,
+            target_smoothing_sigma=0.2,
+            target_smoothing_clip=0.5,
+            alpha=40.0 if task == "halfcheetah" else 2.5,
+            beta=2.0,
+            update_actor_interval=2,
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        ).create(device="cpu:0")
+    if name == "rebrac":
+        actor_beta, critic_beta = REBRAC_BETAS.get(dataset_name, (0.01, 0.01))
+        return d3rlpy.algos.ReBRACConfig(
+            actor_learning_rate=1e-3,
+            critic_learning_rate=1e-3,
+            batch_size=1024,
+            gamma=0.99,
+            actor_encoder_factory=d3rlpy.models.VectorEncoderFactory([256, 256, 256]),
+            critic_encoder_factory=d3rlpy.models.VectorEncoderFactory([256, 256, 256], use_layer_norm=True),
+            target_smoothing_sigma=0.2,
+            target_smoothing_clip=0.5,
+            update_actor_interval=2,
+            actor_beta=actor_beta,
+            critic_beta=critic_beta,
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        ).create(device="cpu:0")
+    raise ValueError(f"no d3rlpy peer for {name!r}: {' | '.join(PEER_ALGOS)}")
 
 
 def train_and_evaluate(
@@ -100,7 +183,7 @@ def train_and_evaluate(
         terminals=np.asarray(data.terminals, dtype=np.float32),
         timeouts=np.asarray(data.timeouts, dtype=np.float32),
     )
-    algo = build_algo(algo_name, seed, steps)
+    algo = build_algo(algo_name, seed, steps, Path(dataset_path).stem, task_name)
     env = task.make()
     low, high = env.action_space.low, env.action_space.high
     env.close()
@@ -230,7 +313,7 @@ def _save_progress(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", required=True, choices=["iql", "td3bc"])
+    parser.add_argument("--algo", required=True, choices=list(PEER_ALGOS))
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--task", required=True)
     parser.add_argument("--steps", type=int, default=200_000)

@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 
 SUITE_KINDS = ("random", "medium", "expert", "medium-expert", "medium-replay")
-PEER_ALGOS = ("iql", "td3bc")
+PEER_ALGOS = ("iql", "td3bc", "cql", "awac", "prdc", "rebrac")  # those benchmarks/peer_d3rlpy.py runs
 CONFIGS = Path(__file__).resolve().parent / "configs"
 FAMILIES = {"hopper": "mujoco", "halfcheetah": "mujoco", "walker2d": "mujoco", "ant": "mujoco"}
 FINAL_EVAL_SEED = 100_000
@@ -271,7 +271,7 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
     if (run_dir / "config.json").exists():
         resume(run_dir, steps=args.steps, progress=False)
     else:
-        algo_config, config_file = paper_config(unit.algo, unit.task)
+        algo_config, config_file, batch_size = paper_config(unit.algo, unit.task, unit.name.split("+")[0])
         print(f"{unit.label}: settings from {config_file}", flush=True)
         config = TrainConfig(
             algo=unit.algo,
@@ -287,6 +287,7 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
             progress=False,
             corruption=unit.corruption,
             corruption_seed=unit.seed,
+            **({"batch_size": batch_size} if batch_size else {}),
         )
         train(config, algo_config)
     if args.final_episodes:
@@ -337,25 +338,29 @@ def _has_d3rlpy() -> bool:
     return True
 
 
-def paper_config(algo_name: str, task: str):
-    """The algorithm's settings for the task's family from ``benchmarks/configs/ALGO-FAMILY.json``; the file's
-    ``per_task`` entry, if any, overrides some of them for one task (e.g. PRDC's alpha on halfcheetah)."""
+def paper_config(algo_name: str, task: str, dataset: str = ""):
+    """The algorithm's settings for the task's family from ``benchmarks/configs/ALGO-FAMILY.json``: the file's
+    ``per_task`` and then ``per_dataset`` entries, if any, override some of them for one task or dataset (PRDC's
+    alpha on halfcheetah, ReBRAC's betas); ``batch_size`` there is the trainer's. Returns (algorithm config, file,
+    batch size or None)."""
     from offrl.algos import get_algorithm
 
     family = FAMILIES.get(task.lower(), "classic")
     path = CONFIGS / f"{algo_name}-{family}.json"
     algo = get_algorithm(algo_name)
     if not path.exists():
-        return algo.config_class(), f"{algo_name}'s defaults (no {path.name})"
+        return algo.config_class(), f"{algo_name}'s defaults (no {path.name})", None
     settings = json.loads(path.read_text())
-    values = {k: v for k, v in settings.items() if not k.startswith("_") and k != "per_task"}
+    values = {k: v for k, v in settings.items() if not k.startswith("_") and k not in ("per_task", "per_dataset")}
     values.update(settings.get("per_task", {}).get(task.lower(), {}))
+    values.update(settings.get("per_dataset", {}).get(dataset, {}))
+    batch_size = values.pop("batch_size", None)
     known = {f.name for f in dataclasses.fields(algo.config_class)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path} sets unknown {algo_name} options {unknown}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return algo.config_class(**values), str(path.relative_to(CONFIGS.parent.parent))
+    return algo.config_class(**values), str(path.relative_to(CONFIGS.parent.parent)), batch_size
 
 
 def final_evaluation(run_dir: Path, episodes: int) -> dict:

@@ -155,10 +155,13 @@ def test_every_benchmark_config_loads_and_per_task_settings_apply():
     assert files
     for path in files:
         algo, family = path.stem.rsplit("-", 1)
-        config, source = scores.paper_config(algo, tasks[family])
+        config, source, _ = scores.paper_config(algo, tasks[family])
         assert source.endswith(path.name), source
     assert scores.paper_config("prdc", "hopper")[0].alpha == 2.5
     assert scores.paper_config("prdc", "halfcheetah")[0].alpha == 40.0
+    rebrac, _, batch_size = scores.paper_config("rebrac", "hopper", "hopper-medium-replay")
+    assert (rebrac.actor_bc_coef, rebrac.critic_bc_coef, batch_size) == (0.05, 0.5, 1024)
+    assert scores.paper_config("rebrac", "hopper", "someone-elses-data")[0].actor_bc_coef == 0.01
 
 
 def test_corrupted_variants_get_their_own_rows_and_record_the_corruption(tmp_path, capsys):
