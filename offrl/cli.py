@@ -269,6 +269,77 @@ def cmd_train_online(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# finetune (offline-to-online)
+
+FINETUNE_EXAMPLES = """examples:
+  offrl finetune --algo iql --offline-steps 20000 --online-steps 20000      on the built-in pendulum-mixed data
+  offrl finetune --algo iql --dataset ../shared/data/hopper-medium.hdf5 --task hopper --offline-steps 200000 \\
+      --online-steps 100000 --offline-fraction 0.5
+  offrl finetune --algo awac --mixing buffer --online-steps 50000            offline data copied into the buffer
+  offrl finetune --resume runs/iql-pendulum-mixed-o2o-s0-20260101-120000
+"""
+
+
+def _finetune_parser(algo_name: str) -> argparse.ArgumentParser:
+    from offrl.algos import get_algorithm
+    from offrl.train.finetune import FinetuneConfig
+
+    algo = get_algorithm(algo_name)
+    parser = argparse.ArgumentParser(
+        prog="offrl finetune",
+        description="Offline-to-online: train on the dataset, then keep learning while acting in its environment, "
+        "on batches that mix the offline data and the online replay. One run directory; the summary has the score "
+        "at the switch, the dip after it, the final score and the regret.",
+        epilog=FINETUNE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = parser.add_argument_group("run options")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    _add_dataclass_options(run, FinetuneConfig)
+    group = parser.add_argument_group(f"{algo.name} options ({algo.description})")
+    _add_dataclass_options(group, algo.config_class)
+    return parser
+
+
+def cmd_finetune(argv: list[str]) -> int:
+    from offrl.algos import get_algorithm
+    from offrl.train.finetune import FinetuneConfig, finetune, resume_finetune
+
+    algo_name = _algo_in(argv, "iql")
+    try:
+        parser = _finetune_parser(algo_name)
+    except KeyError as e:
+        print(f"offrl finetune: {e.args[0]}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.resume:
+        given = sorted(
+            (set(_pick(args, FinetuneConfig)) | set(_pick(args, get_algorithm(algo_name).config_class))) - {"algo"}
+        )
+        if given:
+            parser.error(f"--resume continues the run as it was configured; drop {', '.join(given)}")
+        result = resume_finetune(args.resume)
+    else:
+        options = _pick(args, FinetuneConfig)
+        algo = get_algorithm(options.get("algo", "iql"))
+        result = finetune(FinetuneConfig(**options), algo.config_class(**_pick(args, algo.config_class)))
+    s, ev = result.summary, result.final_evaluation
+    lines = [f"offline-to-online, {s['offline_step']} offline updates then {s['online_step']} environment steps"]
+    if "score_at_switch" in s:
+        lines += [
+            f"  at the switch:  normalised score {s['score_at_switch']:6.1f}",
+            f"  after it:       minimum {s['min_after_switch']:.1f} (dip {s['dip']:.1f}), "
+            f"regret {s['eval_regret']:.3f} (evaluations) / {s['train_regret']:.3f} (training episodes)",
+        ]
+    lines += [
+        f"  final policy:   normalised score {ev.normalized_mean:6.1f} +- {ev.normalized_std:.1f}",
+        f"  run directory:  {result.run_dir}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # evaluate
 
 
@@ -574,7 +645,13 @@ def _dataset_from_replay(args: argparse.Namespace, destination: Path) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-COMMANDS = {"train": cmd_train, "train-online": cmd_train_online, "evaluate": cmd_evaluate, "dataset": cmd_dataset}
+COMMANDS = {
+    "train": cmd_train,
+    "train-online": cmd_train_online,
+    "finetune": cmd_finetune,
+    "evaluate": cmd_evaluate,
+    "dataset": cmd_dataset,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
             "commands:\n"
             "  train         train a policy from logged data (default: IQL on the built-in pendulum-mixed data)\n"
             "  train-online  learn by interaction with a Gymnasium task (SAC, TD3)\n"
+            "  finetune      offline-to-online: train on a dataset, then keep learning in its environment\n"
             "  evaluate      evaluate a checkpoint on its task\n"
             "  dataset       info | convert | make | list\n"
         )

@@ -209,3 +209,20 @@ def test_dataset_make_from_an_actor_npz_and_random(tmp_path, capsys):
         == 0
     )
     assert load_dataset(tmp_path / "minari-dir").size == 300
+
+
+def test_finetune_runs_both_phases_prints_the_switch_and_evaluates(tmp_path, capsys):
+    run = tmp_path / "ft"
+    code = main(
+        [
+            "finetune", "--algo", "td3bc", "--offline-steps", "200", "--online-steps", "200", "--eval-interval", "100",
+            "--eval-episodes", "1", "--checkpoint-interval", "200", "--batch-size", "32", "--hidden-dims", "16,16",
+            "--output-dir", str(tmp_path), "--run-name", "ft", "--no-progress",
+        ]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and "at the switch:" in printed and "regret" in printed
+    assert json.loads((run / "config.json").read_text())["kind"] == "offline-to-online"
+    assert main(["evaluate", str(run), "--episodes", "1"]) == 0
+    with pytest.raises(SystemExit):
+        main(["finetune", "--resume", str(run), "--online-steps", "400"])  # a resumed run keeps its settings

@@ -1,0 +1,460 @@
+"""Offline-to-online runs: learn from the dataset, then keep learning while acting in the environment.
+
+One run, one directory, one checkpoint format. The **offline phase** is the offline trainer's loop
+(``offline_steps`` updates, K per jitted call). At the **switch** the policy is evaluated (the score fine-tuning
+starts from), and the **online phase** steps the environment ``online_steps`` times; each step's transitions go
+into a device replay buffer and ``updates_per_step`` updates run in the same jitted call, on batches that mix the
+offline data and the online buffer (``offrl.train.mixing``):
+
+- ``mixing="ratio"``: a fixed offline share per batch (``offline_fraction``, RLPD's symmetric sampling is 0.5), or
+  one annealed linearly to ``final_offline_fraction`` over ``anneal_steps`` online steps;
+- ``mixing="buffer"``: the offline data is copied into the online buffer at the switch and batches are drawn from
+  the buffer alone (CORL's fine-tuning scripts do this).
+
+Online transitions are stored as the algorithm sees the offline data: observations normalised and rewards scaled
+with the offline run's transforms, actions in [-1, 1]; termination vs truncation as everywhere in offrl. The
+checkpoint holds the agent, the buffer, both RNG keys and the counters of both phases, and (as in online runs) a
+checkpoint during the online phase cuts the running episodes, so a run resumed from any checkpoint, before or after
+the switch, continues exactly as the uninterrupted run (tested). Evaluations are logged against a global step
+(offline updates, then offline_steps + environment steps); the summary has the fine-tuning metrics
+(``offrl.train.finetune_metrics``: score at the switch, dip, final, regret).
+
+Algorithms that read derived columns (Cal-QL's Monte-Carlo returns, ReBRAC's next actions, ReCOIL's expert
+flags) need those for online transitions too; they are not supported here yet and are refused with that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import offrl
+from offrl.algos import get_algorithm
+from offrl.algos.base import Algorithm, training_update
+from offrl.data.dataset import check_against_spaces
+from offrl.data.transforms import Transforms
+from offrl.envs.evaluation import EvaluationResult
+from offrl.train import replay
+from offrl.train.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from offrl.train.engine import UpdateLoop, metric_names
+from offrl.train.finetune_metrics import fine_tuning_summary
+from offrl.train.loggers import Logger, ProgressBar
+from offrl.train.mixing import MIXED_COLUMNS, MixSchedule, sample_mixed, seed_buffer
+from offrl.train.offline import (
+    DataSource,
+    NonFiniteLossError,
+    _config_from_json,
+    algorithm_and_config,
+    dataset_task,
+    evaluate_agent,
+    last_good_checkpoint,
+    newest_checkpoint,
+    open_sinks,
+    read_run_config,
+    resolve_dataset,
+    spec_for,
+)
+from offrl.train.online import Environments, choose_actions
+
+MIXING = ("ratio", "buffer")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How to run offline-to-online training (what to learn is the algorithm's config)."""
+
+    algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm"})
+    dataset: str = dataclasses.field(default="pendulum-mixed", metadata={"help": "dataset file or built-in name"})
+    task: str = dataclasses.field(default="", metadata={"help": "environment task; default: the dataset's own"})
+    offline_steps: int = dataclasses.field(default=20_000, metadata={"help": "updates on the dataset first"})
+    online_steps: int = dataclasses.field(default=20_000, metadata={"help": "environment steps after the switch"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "random seed"})
+    batch_size: int = dataclasses.field(default=256, metadata={"help": "transitions per update"})
+    updates_per_call: int = dataclasses.field(default=1000, metadata={"help": "offline updates per jitted call"})
+    updates_per_step: int = dataclasses.field(default=1, metadata={"help": "online updates per environment step"})
+    num_envs: int = dataclasses.field(default=1, metadata={"help": "environments stepped together online"})
+    mixing: str = dataclasses.field(
+        default="ratio", metadata={"help": "ratio (offline share per batch) | buffer (offline data copied in)"}
+    )
+    offline_fraction: float = dataclasses.field(default=0.5, metadata={"help": "offline share of online batches"})
+    final_offline_fraction: float = dataclasses.field(
+        default=-1.0, metadata={"help": "share reached after anneal_steps; -1 = offline_fraction (fixed)"}
+    )
+    anneal_steps: int = dataclasses.field(default=0, metadata={"help": "online steps of the linear anneal"})
+    buffer_size: int = dataclasses.field(
+        default=0, metadata={"help": "online replay capacity; 0 = online_steps (+ the dataset with mixing=buffer)"}
+    )
+    log_interval: int = dataclasses.field(default=1000, metadata={"help": "updates / env steps between records"})
+    eval_interval: int = dataclasses.field(default=5000, metadata={"help": "updates / env steps between evaluations"})
+    eval_episodes: int = dataclasses.field(default=10, metadata={"help": "episodes per evaluation"})
+    checkpoint_interval: int = dataclasses.field(default=0, metadata={"help": "0 = at every evaluation"})
+    keep_checkpoints: int = dataclasses.field(default=2, metadata={"help": "newest checkpoints kept"})
+    output_dir: str = dataclasses.field(default="runs", metadata={"help": "parent folder of run directories"})
+    run_name: str = dataclasses.field(default="", metadata={"help": "run directory name"})
+    progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "updates_per_call", "num_envs", "log_interval", "eval_interval", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("offline_steps", "online_steps", "updates_per_step", "anneal_steps", "buffer_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.mixing not in MIXING:
+            raise ValueError(f"mixing must be one of {', '.join(MIXING)}, got {self.mixing!r}")
+        self.schedule()  # validates the fractions
+        for name in ("online_steps", "log_interval", "eval_interval", "checkpoint_interval"):
+            if getattr(self, name) % self.num_envs:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of num_envs ({self.num_envs})")
+
+    def schedule(self) -> MixSchedule:
+        end = self.offline_fraction if self.final_offline_fraction < 0 else self.final_offline_fraction
+        return MixSchedule(self.offline_fraction, end, self.anneal_steps)
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    agent: Any
+    final_evaluation: EvaluationResult
+    summary: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
+    """One jitted call per environment step: add the (normalised) transitions, run the updates on mixed batches,
+    choose the next exploration actions."""
+    schedule = config.schedule()
+
+    def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int):
+        buffer = replay.add(buffer, rows)
+
+        def body(carry, _):
+            agent, key = carry
+            key, batch_key = jax.random.split(key)
+            if config.mixing == "ratio":
+                batch = sample_mixed(data, buffer, batch_key, config.batch_size, schedule.fraction(online_step))
+            else:
+                batch = replay.sample(buffer, batch_key, config.batch_size)
+            agent, metrics = update(agent, batch, data)
+            return (agent, key), metrics
+
+        metrics: dict[str, jax.Array] = {}
+        if num_updates:
+            (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
+            metrics = {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
+        key, actions = choose_actions(algo, agent, key, next_obs, False)
+        return agent, buffer, key, actions, metrics
+
+    return jax.jit(step, static_argnums=(7,), donate_argnums=(0, 1))
+
+
+def normalised_rows(rows: dict[str, np.ndarray], transforms: Transforms) -> dict[str, np.ndarray]:
+    """Online transitions in the space the algorithm learned in offline."""
+    return {
+        "observations": transforms.normalize_observations(rows["observations"]).astype(np.float32),
+        "actions": np.asarray(rows["actions"], np.float32),
+        "rewards": (rows["rewards"] * transforms.reward_scale + transforms.reward_shift).astype(np.float32),
+        "terminals": rows["terminals"],
+        "timeouts": rows["timeouts"],
+        "next_observations": transforms.normalize_observations(rows["next_observations"]).astype(np.float32),
+    }
+
+
+def finetune(
+    config: FinetuneConfig,
+    algo_config: Any = None,
+    *,
+    loggers: list[Logger] | None = None,
+    stop_after: int | None = None,
+) -> FinetuneResult:
+    """Start an offline-to-online run. ``stop_after`` (a global step) ends it early with a checkpoint (tests)."""
+    algo, algo_config = algorithm_and_config(config.algo, algo_config)
+    if algo.extra_columns:
+        raise ValueError(
+            f"{algo.name} reads {', '.join(algo.extra_columns)} besides the transitions; fine-tuning does not yet "
+            "compute them for online data"
+        )
+    algo_config = algo.configure_for_training(algo_config, config.offline_steps + config.online_steps)
+    source = resolve_dataset(config.dataset, config.task)
+    name = config.run_name or f"{algo.name}-{source.name}-o2o-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(config.output_dir) / name
+    if (run_dir / "config.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; continue it with resume_finetune({str(run_dir)!r})")
+    return _execute(config, algo, algo_config, source, run_dir, None, loggers, stop_after)
+
+
+def resume_finetune(
+    run_dir: str | Path, *, loggers: list[Logger] | None = None, stop_after: int | None = None
+) -> FinetuneResult:
+    """Continue the offline-to-online run in ``run_dir`` from its newest checkpoint, in whichever phase."""
+    run_dir = Path(run_dir)
+    saved = read_run_config(run_dir)
+    if saved.get("kind") != "offline-to-online":
+        raise ValueError(f"{run_dir} is not an offline-to-online run")
+    config = _config_from_json(FinetuneConfig, saved["train"])
+    algo = get_algorithm(config.algo)
+    algo_config = _config_from_json(algo.config_class, saved["algo_config"])
+    source = resolve_dataset(saved["dataset"]["path"] if not saved["dataset"]["builtin"] else config.dataset)
+    if source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
+        raise ValueError(f"the dataset {source.path} differs from the one this run trained on; resume needs it")
+    return _execute(config, algo, algo_config, source, run_dir, newest_checkpoint(run_dir), loggers, stop_after)
+
+
+def _execute(
+    config: FinetuneConfig,
+    algo: Algorithm,
+    algo_config: Any,
+    source: DataSource,
+    run_dir: Path,
+    resume_checkpoint: Path | None,
+    loggers: list[Logger] | None,
+    stop_after: int | None,
+) -> FinetuneResult:
+    began = time.perf_counter()
+    dataset = source.dataset
+    task = dataset_task(dataset, config.task)
+    if task is None:
+        raise ValueError(f"{source.name} names no environment: give --task for the online phase")
+    check_against_spaces(dataset, *task.spaces())
+    if dataset.discrete:
+        raise ValueError("offline-to-online runs are for continuous actions")
+    transforms = Transforms.fit(
+        dataset, normalize_observations=algo_config.normalize_observations, reward_scaling=algo_config.reward_scaling
+    )
+    spec = spec_for(dataset)
+    arrays = transforms.apply(dataset)
+    data = jax.device_put(arrays)
+    offline_rows = {name: data[name] for name in MIXED_COLUMNS}
+    capacity = config.buffer_size or (config.online_steps + (dataset.size if config.mixing == "buffer" else 0))
+    capacity = max(capacity, 1)
+    replay.check_fits(capacity, spec.observation_shape, spec.action_dim)
+    update = training_update(algo, algo_config, arrays)
+
+    init_key, sample_key, online_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    state = {
+        "agent": algo.init(init_key, spec, algo_config),
+        "buffer": replay.create(capacity, spec.observation_shape, spec.action_dim),
+        "sample_key": sample_key,
+        "key": online_key,
+        "offline_step": 0,
+        "online_step": 0,
+        "episodes_started": 0,
+    }
+    metadata = {
+        "kind": "offline-to-online",
+        "offrl_version": offrl.__version__,
+        "algo": algo.name,
+        "train": dataclasses.asdict(config),
+        "algo_config": dataclasses.asdict(algo_config),
+        "spec": spec.to_json(),
+        "transforms": transforms.to_json(),
+        "task": task.name,
+        "dataset": {
+            "name": source.name,
+            "path": source.path,
+            "sha256": source.sha256,
+            "fingerprint": dataset.fingerprint(),
+            "transitions": dataset.size,
+            "builtin": source.builtin,
+        },
+        "buffer_capacity": capacity,
+    }
+    if resume_checkpoint is not None:
+        state, _ = load_checkpoint(resume_checkpoint, state)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", metadata)
+    agent, buffer, sample_key, key = state["agent"], state["buffer"], state["sample_key"], state["key"]
+    offline_step, online_step = int(state["offline_step"]), int(state["online_step"])
+    episodes_started = int(state["episodes_started"])
+    total = config.offline_steps + config.online_steps
+    end = min(total, stop_after) if stop_after is not None else total
+    checkpoint_interval = config.checkpoint_interval or config.eval_interval
+    curve_on_disk = _read_curve(run_dir) if resume_checkpoint is not None else []  # before the logs are truncated
+    sinks = open_sinks(run_dir, offline_step + online_step if resume_checkpoint is not None else None, loggers)
+    bar = ProgressBar(total, offline_step + online_step, config.progress, f"{algo.name} {source.name} o2o")
+    resumed_at = offline_step + online_step
+    curve = [(s, v) for s, v in curve_on_disk if s <= resumed_at]
+    train_scores: list[float] = _read_train_scores(run_dir, resumed_at) if resume_checkpoint is not None else []
+    last_eval: EvaluationResult | None = None
+
+    def save(at: int) -> None:
+        save_checkpoint(
+            run_dir / "checkpoints",
+            at,
+            {
+                "agent": agent,
+                "buffer": buffer,
+                "sample_key": sample_key,
+                "key": key,
+                "offline_step": offline_step,
+                "online_step": online_step,
+                "episodes_started": episodes_started,
+            },
+            metadata,
+            keep_last=config.keep_checkpoints,
+        )
+        # the online training episodes' scores so far (for the regret), per checkpoint step
+        scores_file = run_dir / "train_episode_scores.json"
+        saved_scores = json.loads(scores_file.read_text()) if scores_file.exists() else {}
+        saved_scores = {k: v for k, v in saved_scores.items() if int(k) < at}
+        atomic_write_json(scores_file, {**saved_scores, str(at): list(train_scores)})
+
+    def run_evaluation(at: int, phase: str) -> EvaluationResult:
+        result = evaluate_agent(algo, agent, transforms, task, config.eval_episodes, seed=10_000 + config.seed * 1000)
+        for sink in sinks:
+            sink.log(at, {**result.summary(), "phase/online": float(phase == "online")}, "eval")
+        bar.evaluation(result.normalized_mean)
+        curve.append((at, result.normalized_mean))
+        return result
+
+    try:
+        # 1. Offline phase.
+        loop = UpdateLoop(update, config.batch_size)
+        names = metric_names(update, agent, data, config.batch_size)
+        offline_end = min(config.offline_steps, end)
+        while offline_step < offline_end:
+            boundaries = [
+                offline_end,
+                _next(offline_step, config.log_interval),
+                _next(offline_step, config.eval_interval),
+            ]
+            boundaries.append(_next(offline_step, checkpoint_interval))
+            k = min(config.updates_per_call, min(boundaries) - offline_step)
+            agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
+            if chunk.non_finite is not None:
+                offset, metric = chunk.non_finite
+                raise NonFiniteLossError(
+                    f"non-finite {metric} at offline update {offline_step + offset + 1} "
+                    f"({last_good_checkpoint(run_dir)})"
+                )
+            offline_step += k
+            bar.advance(k, chunk.metrics, k / chunk.seconds if chunk.seconds > 0 else 0.0)
+            if offline_step % config.log_interval == 0 or offline_step == offline_end:
+                for sink in sinks:
+                    sink.log(offline_step, {**chunk.metrics, "phase/online": 0.0}, "train")
+            at_switch = offline_step == config.offline_steps
+            if offline_step % config.eval_interval == 0 or at_switch:
+                last_eval = run_evaluation(offline_step, "offline")
+            if offline_step % checkpoint_interval == 0 or offline_step == offline_end:
+                save(offline_step)
+
+        # 2. Online phase.
+        if offline_step == config.offline_steps and offline_step + online_step < end:
+            if not curve or curve[-1][0] != config.offline_steps:
+                last_eval = run_evaluation(config.offline_steps, "offline")  # the score at the switch
+            if config.mixing == "buffer" and online_step == 0 and int(buffer.size) == 0:
+                buffer = seed_buffer(buffer, {**offline_rows, "timeouts": _episode_cuts(dataset)})
+            step_fn = make_online_step(algo, update, config)
+            cut = jax.jit(replay.cut_episodes, static_argnums=1, donate_argnums=0)
+            envs = Environments(task, config.num_envs, config.seed, episodes_started)
+            n = config.num_envs
+            try:
+                envs.reset_all()
+                key, actions = choose_actions(
+                    algo, agent, key, jnp.asarray(transforms.normalize_observations(envs.observations())), False
+                )
+                window: dict[str, float] = {}
+                window_calls, episodes = 0, []
+                while config.offline_steps + online_step < end:
+                    raw, finished = envs.step(np.asarray(transforms.denormalize_actions(np.asarray(actions))))
+                    raw["actions"] = np.asarray(actions, np.float32)
+                    rows = normalised_rows(raw, transforms)
+                    online_step += n
+                    episodes += finished
+                    train_scores += [float(task.normalized_score(r)) for r, _ in finished]
+                    next_obs = jnp.asarray(transforms.normalize_observations(envs.observations()))
+                    agent, buffer, key, actions, metrics = step_fn(
+                        agent, buffer, key, offline_rows, rows, next_obs, online_step, config.updates_per_step * n
+                    )
+                    episodes_started = envs.episodes_started
+                    at = config.offline_steps + online_step
+                    if metrics:
+                        for name, value in jax.device_get(metrics).items():
+                            if not np.isfinite(value):
+                                raise NonFiniteLossError(
+                                    f"non-finite {name} at online step {online_step} ({last_good_checkpoint(run_dir)})"
+                                )
+                            window[name] = window.get(name, 0.0) + float(value)
+                        window_calls += 1
+                    bar.advance(n, {}, 0.0)
+                    if online_step % config.log_interval == 0 or at == end:
+                        record = {k: v / window_calls for k, v in window.items()} if window_calls else {}
+                        if episodes:
+                            record["train/episode_return"] = float(np.mean([r for r, _ in episodes]))
+                        record["phase/online"] = 1.0
+                        for sink in sinks:
+                            sink.log(at, record, "train")
+                        window, window_calls, episodes = {}, 0, []
+                    if online_step % config.eval_interval == 0 or at == total:
+                        last_eval = run_evaluation(at, "online")
+                    if online_step % checkpoint_interval == 0 or at == end:
+                        buffer = cut(buffer, n)  # running episodes end here (as timeouts), as in online runs
+                        save(at)
+                        envs.reset_all()
+                        episodes_started = envs.episodes_started
+                        key, actions = choose_actions(
+                            algo, agent, key, jnp.asarray(transforms.normalize_observations(envs.observations())), False
+                        )
+            finally:
+                envs.close()
+        if last_eval is None:
+            last_eval = run_evaluation(offline_step + online_step, "online" if online_step else "offline")
+    finally:
+        bar.close()
+        for sink in sinks:
+            sink.close()
+
+    summary: dict[str, Any] = {
+        "offline_step": offline_step,
+        "online_step": online_step,
+        **last_eval.summary(),
+        "task": task.name,
+        "wall_seconds": time.perf_counter() - began,
+    }
+    if (
+        online_step
+        and any(s <= config.offline_steps for s, _ in curve)
+        and any(s > config.offline_steps for s, _ in curve)
+    ):
+        steps, scores = zip(*sorted(dict(curve).items()), strict=True)
+        summary.update(fine_tuning_summary(steps, scores, config.offline_steps, train_scores))
+    atomic_write_json(run_dir / "summary.json", summary)
+    return FinetuneResult(run_dir, agent, last_eval, summary)
+
+
+def _next(step: int, interval: int) -> int:
+    return (step // interval + 1) * interval if interval > 0 else step + 1_000_000_000
+
+
+def _episode_cuts(dataset) -> jax.Array:
+    """The dataset's episode ends as timeouts for the buffer (terminals stay terminals)."""
+    cuts = np.zeros(dataset.size, np.float32)
+    cuts[dataset.episode_ends] = 1.0
+    return jnp.asarray(np.where(dataset.terminals, 0.0, cuts), jnp.float32)
+
+
+def _read_curve(run_dir: Path) -> list[tuple[int, float]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [(int(r["step"]), float(r["eval/normalized_score"])) for r in rows if r.get("kind") == "eval"]
+
+
+def _read_train_scores(run_dir: Path, step: int) -> list[float]:
+    """The online training episodes' scores saved with the checkpoint at ``step``."""
+    path = run_dir / "train_episode_scores.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return list(saved.get(str(step), []))

@@ -1,0 +1,65 @@
+"""Offline-to-online runs: both phases in one run directory, fine-tuning metrics, exact resume across the switch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from offrl.algos.iql import IQLConfig
+from offrl.train.finetune import FinetuneConfig, finetune, resume_finetune
+from tests.conftest import leaves_equal
+
+SMALL = IQLConfig(hidden_dims=(32, 32))
+
+
+def quick(tmp_path, **changes):
+    base = dict(
+        algo="iql", dataset="pendulum-mixed", offline_steps=200, online_steps=200, batch_size=32,
+        updates_per_call=100, log_interval=100, eval_interval=100, eval_episodes=1, output_dir=str(tmp_path),
+        progress=False,
+    )  # fmt: skip
+    return FinetuneConfig(**{**base, **changes})
+
+
+def test_a_run_has_both_phases_and_the_fine_tuning_metrics(tmp_path):
+    result = finetune(quick(tmp_path, run_name="r", checkpoint_interval=200), SMALL)  # episodes of 200 steps finish
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    evals = [(r["step"], r["phase/online"]) for r in rows if r["kind"] == "eval"]
+    assert evals == [(100, 0.0), (200, 0.0), (300, 1.0), (400, 1.0)]
+    summary = result.summary
+    assert summary["offline_step"] == 200 and summary["online_step"] == 200
+    for key in ("score_at_switch", "min_after_switch", "final", "dip", "eval_regret", "train_regret"):
+        assert key in summary and np.isfinite(summary[key]), key
+    assert summary["final"] == result.final_evaluation.normalized_mean
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["kind"] == "offline-to-online" and saved["buffer_capacity"] == 200
+
+
+@pytest.mark.parametrize("mixing, stop", [("ratio", 100), ("ratio", 300), ("buffer", 300)])
+def test_resume_before_or_after_the_switch_equals_an_uninterrupted_run(tmp_path, mixing, stop):
+    whole = finetune(quick(tmp_path, run_name="whole", mixing=mixing), SMALL)
+    finetune(quick(tmp_path, run_name="split", mixing=mixing), SMALL, stop_after=stop)
+    resumed = resume_finetune(tmp_path / "split")
+    assert leaves_equal(whole.agent, resumed.agent)
+    assert resumed.summary["final"] == whole.summary["final"]
+    assert resumed.summary["train_regret"] == pytest.approx(whole.summary["train_regret"], nan_ok=True)
+
+
+def test_buffer_mixing_copies_the_dataset_into_the_buffer(tmp_path):
+    result = finetune(quick(tmp_path, run_name="b", mixing="buffer", online_steps=100), SMALL)
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["buffer_capacity"] == 40_000 + 100
+    assert result.summary["online_step"] == 100
+
+
+def test_what_fine_tuning_cannot_do_yet_is_named(tmp_path):
+    from offrl.algos.cql import CalQLConfig
+
+    with pytest.raises(ValueError, match="mc_returns"):
+        finetune(quick(tmp_path, algo="cal-ql", run_name="c"), CalQLConfig(hidden_dims=(16, 16)))
+    with pytest.raises(ValueError, match="mixing must be one of"):
+        quick(tmp_path, mixing="half")
+    with pytest.raises(ValueError, match="offline fraction start must be in"):
+        quick(tmp_path, offline_fraction=2.0)
