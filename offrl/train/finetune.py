@@ -21,6 +21,9 @@ the switch, continues exactly as the uninterrupted run (tested). Evaluations are
 
 Algorithms that read derived columns (Cal-QL's Monte-Carlo returns, ReBRAC's next actions, ReCOIL's expert
 flags) need those for online transitions too; they are not supported here yet and are refused with that reason.
+Schedules that depend on the run's length (IQL's cosine decay of the actor's learning rate) span both phases; the
+per-algorithm changes at the switch that the methods' papers make (a new optimiser, a schedule switched off, other
+weights online) are not implemented yet: every algorithm continues with its offline settings.
 """
 
 from __future__ import annotations
