@@ -55,6 +55,7 @@ from offrl.train.offline import (
     DataSource,
     NonFiniteLossError,
     _config_from_json,
+    _next_multiple,
     algorithm_and_config,
     dataset_task,
     evaluate_agent,
@@ -330,10 +331,10 @@ def _execute(
         while offline_step < offline_end:
             boundaries = [
                 offline_end,
-                _next(offline_step, config.log_interval),
-                _next(offline_step, config.eval_interval),
+                _next_multiple(offline_step, config.log_interval),
+                _next_multiple(offline_step, config.eval_interval),
             ]
-            boundaries.append(_next(offline_step, checkpoint_interval))
+            boundaries.append(_next_multiple(offline_step, checkpoint_interval))
             k = min(config.updates_per_call, min(boundaries) - offline_step)
             agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
             if chunk.non_finite is not None:
@@ -435,10 +436,6 @@ def _execute(
         summary.update(fine_tuning_summary(steps, scores, config.offline_steps, train_scores))
     atomic_write_json(run_dir / "summary.json", summary)
     return FinetuneResult(run_dir, agent, last_eval, summary)
-
-
-def _next(step: int, interval: int) -> int:
-    return (step // interval + 1) * interval if interval > 0 else step + 1_000_000_000
 
 
 def _episode_cuts(dataset) -> jax.Array:
