@@ -132,7 +132,13 @@ PEER_ALGOS = ("iql", "td3bc", "cql", "cal-ql", "awac", "rebrac", "prdc")
 
 
 def bench_d3rlpy(
-    algo_name: str, arrays: dict[str, np.ndarray], updates: int, repeats: int, block_seconds: float = 0.0
+    algo_name: str,
+    arrays: dict[str, np.ndarray],
+    updates: int,
+    repeats: int,
+    block_seconds: float = 0.0,
+    device: str = "cpu:0",
+    compile_graph: bool = False,
 ) -> dict[str, float]:
     import d3rlpy
     import torch
@@ -148,7 +154,7 @@ def bench_d3rlpy(
     )
     three_layers = d3rlpy.models.VectorEncoderFactory([256, 256, 256])
     if algo_name == "iql":
-        algo = d3rlpy.algos.IQLConfig(batch_size=BATCH).create(device="cpu:0")
+        algo = d3rlpy.algos.IQLConfig(batch_size=BATCH, compile_graph=compile_graph).create(device=device)
     elif algo_name in ("cql", "cal-ql"):
         # offrl's CQL defaults: 3x256 actor and critics, 10 sampled actions, weight 5 (d3rlpy also tunes its
         # Lagrange alpha by default; alpha_learning_rate 0 keeps it fixed, as offrl's default is)
@@ -160,21 +166,26 @@ def bench_d3rlpy(
             alpha_learning_rate=0.0,
             conservative_weight=5.0,
             n_action_samples=10,
-        ).create(device="cpu:0")
+            compile_graph=compile_graph,
+        ).create(device=device)
     elif algo_name == "td3bc":
-        algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=BATCH).create(device="cpu:0")
+        algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=BATCH, compile_graph=compile_graph).create(device=device)
     elif algo_name == "prdc":
-        algo = d3rlpy.algos.PRDCConfig(batch_size=BATCH).create(device="cpu:0")
+        algo = d3rlpy.algos.PRDCConfig(batch_size=BATCH, compile_graph=compile_graph).create(device=device)
     elif algo_name == "awac":  # offrl's AWAC: 3x256 actor and critics (d3rlpy's default is 4x256, batch 1024)
         algo = d3rlpy.algos.AWACConfig(
-            batch_size=BATCH, actor_encoder_factory=three_layers, critic_encoder_factory=three_layers
-        ).create(device="cpu:0")
+            batch_size=BATCH,
+            actor_encoder_factory=three_layers,
+            critic_encoder_factory=three_layers,
+            compile_graph=compile_graph,
+        ).create(device=device)
     elif algo_name == "rebrac":  # offrl's ReBRAC: 3x256, LayerNorm critics; batch 256 here (the paper's is 1024)
         algo = d3rlpy.algos.ReBRACConfig(
             batch_size=BATCH,
             actor_encoder_factory=three_layers,
             critic_encoder_factory=d3rlpy.models.VectorEncoderFactory([256, 256, 256], use_layer_norm=True),
-        ).create(device="cpu:0")
+            compile_graph=compile_graph,
+        ).create(device=device)
     else:
         raise ValueError(f"no d3rlpy counterpart for {algo_name!r} in this benchmark")
     if algo_name == "prdc":  # d3rlpy fits PRDC's neighbour index in fit(); done here as fit() does it
@@ -198,6 +209,8 @@ def bench_d3rlpy(
         "max": max(rates),
         "torch_threads": torch.get_num_threads(),
         "d3rlpy_version": d3rlpy.__version__,
+        "device": device,
+        "compile_graph": compile_graph,
     }
 
 
@@ -212,6 +225,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--block-seconds", type=float, default=0.0, help="size each timed block to about this many seconds instead"
     )
     parser.add_argument("--no-peer", action="store_true", help="skip d3rlpy even when installed")
+    parser.add_argument("--peer-device", default="cpu:0", help="d3rlpy's device, e.g. cuda:0 on a GPU machine")
+    parser.add_argument(
+        "--peer-compile-graph", action="store_true", help="d3rlpy's compile_graph (torch.compile + CUDA graphs; GPU)"
+    )
+    parser.add_argument("--no-offrl", action="store_true", help="time d3rlpy alone")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -226,12 +244,13 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
+        "devices": [d.device_kind for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "batch_size": BATCH,
         "offrl": {},
         "d3rlpy": {},
     }
-    for name in names:
+    for name in [] if args.no_offrl else names:
         result["offrl"][name] = bench_offrl(
             name, arrays, args.updates, args.repeats, args.updates_per_call, args.block_seconds
         )
@@ -252,16 +271,22 @@ def main(argv: list[str] | None = None) -> dict:
             peer = False
     if peer:
         for name in [n for n in names if n in PEER_ALGOS]:
-            r = bench_d3rlpy(name, arrays, args.peer_updates, args.repeats, args.block_seconds)
-            result["d3rlpy"][name] = r
-            ratio = result["offrl"][name]["updates_per_second"] / r["updates_per_second"]
-            r["offrl_ratio"] = ratio
-            print(
-                f"d3rlpy {name:12s} {r['updates_per_second']:8.1f} updates/s  (torch threads "
-                f"{r['torch_threads']}); offrl / d3rlpy = {ratio:.2f}x",
-                flush=True,
+            r = bench_d3rlpy(
+                name,
+                arrays,
+                args.peer_updates,
+                args.repeats,
+                args.block_seconds,
+                args.peer_device,
+                args.peer_compile_graph,
             )
-        if "iql" in result["d3rlpy"]:
+            result["d3rlpy"][name] = r
+            line = f"d3rlpy {name:12s} {r['updates_per_second']:8.1f} updates/s  (torch threads {r['torch_threads']})"
+            if name in result["offrl"]:
+                r["offrl_ratio"] = result["offrl"][name]["updates_per_second"] / r["updates_per_second"]
+                line += f"; offrl / d3rlpy = {r['offrl_ratio']:.2f}x"
+            print(line, flush=True)
+        if "iql" in result["d3rlpy"] and result["offrl"]:
             for name in result["offrl"]:
                 ratio = result["offrl"][name]["updates_per_second"] / result["d3rlpy"]["iql"]["updates_per_second"]
                 print(f"offrl {name} / d3rlpy iql = {ratio:.2f}x")
