@@ -44,6 +44,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert "normalised score" in out and "behaviour data" in out and "run directory" in out
     config = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert config["algo_config"]["alpha"] == 2.0 and config["algo_config"]["hidden_dims"] == [32, 32]
+    assert config["runtime"]["backend"] == "cpu" and config["runtime"]["jax"]  # what the run ran on
     assert main(["evaluate", str(tmp_path / "cli"), "--episodes", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["task"] == "pendulum" and len(result["returns"]) == 2
@@ -222,7 +223,8 @@ def test_finetune_runs_both_phases_prints_the_switch_and_evaluates(tmp_path, cap
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0 and "at the switch:" in printed and "regret" in printed
-    assert json.loads((run / "config.json").read_text())["kind"] == "offline-to-online"
+    ft_config = json.loads((run / "config.json").read_text())
+    assert ft_config["kind"] == "offline-to-online" and ft_config["runtime"]["backend"] == "cpu"
     assert main(["evaluate", str(run), "--episodes", "1"]) == 0
     with pytest.raises(SystemExit):
         main(["finetune", "--resume", str(run), "--online-steps", "400"])  # a resumed run keeps its settings

@@ -67,6 +67,7 @@ from offrl.train.offline import (
     spec_for,
 )
 from offrl.train.online import Environments, choose_actions
+from offrl.train.runtime import runtime_info
 
 MIXING = ("ratio", "buffer")
 
@@ -258,6 +259,7 @@ def _execute(
     metadata = {
         "kind": "offline-to-online",
         "offrl_version": offrl.__version__,
+        "runtime": runtime_info(),
         "algo": algo.name,
         "train": dataclasses.asdict(config),
         "algo_config": dataclasses.asdict(algo_config),

@@ -3,7 +3,8 @@
 A run directory holds everything needed to understand and continue a run::
 
     config.json        resolved TrainConfig and algorithm config, offrl version, dataset source/sha256/fingerprint,
-                       the data transforms, the task and the network spec
+                       the data transforms, the task, the network spec, and the runtime it started on (library
+                       versions, JAX backend and devices)
     metrics.jsonl      every training and evaluation record
     train.csv eval.csv the same records as tables
     checkpoints/       step_XXXXXXXXX.msgpack + .json (see offrl.train.checkpoint)
@@ -45,6 +46,7 @@ from offrl.train.checkpoint import (
 )
 from offrl.train.engine import UpdateLoop, metric_names
 from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogger, tensorboard_available
+from offrl.train.runtime import runtime_info
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,7 @@ def _execute(
     step = 0
     metadata = {
         "offrl_version": offrl.__version__,
+        "runtime": runtime_info(),
         "algo": algo.name,
         "train": dataclasses.asdict(config),
         "algo_config": dataclasses.asdict(algo_config),

@@ -56,6 +56,7 @@ from offrl.train.offline import (
     open_sinks,
     read_run_config,
 )
+from offrl.train.runtime import runtime_info
 
 ONLINE_ALGORITHMS = ("sac", "td3")
 
@@ -342,6 +343,7 @@ def _execute(
     metadata = {
         "kind": "online",
         "offrl_version": offrl.__version__,
+        "runtime": runtime_info(),
         "algo": algo.name,
         "train": dataclasses.asdict(config),
         "algo_config": dataclasses.asdict(algo_config),
