@@ -62,6 +62,10 @@ def _same_config(config: Any, total_steps: int) -> Any:
     return config
 
 
+def _unchanged(config: Any) -> Any:
+    return config
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """The entry points of one algorithm."""
@@ -81,6 +85,22 @@ class Algorithm:
     #: For updates that read the whole training set: ``(config, host arrays) -> update(state, batch, data)``, built
     #: once per run (e.g. a KD-tree over the rows). ``update`` then raises, naming this.
     bind_dataset: Callable[[Any, dict[str, np.ndarray]], DataUpdate] | None = None
+    #: Offline-to-online fine-tuning (``offrl.train.finetune``): the config for ``offline_steps`` updates on the data
+    #: followed by ``online_steps`` environment steps, where the method's published fine-tuning setting differs
+    #: from its offline one (e.g. IQL without its learning-rate decay). ``None``: ``configure_for_training`` over both.
+    configure_for_finetuning: Callable[[Any, int, int], Any] | None = None
+    #: The config the online phase of fine-tuning trains with (e.g. another conservative weight online). It may
+    #: change what the update computes, not the shapes of the state (the checkpoint format stays one).
+    online_config: Callable[[Any], Any] = _unchanged
+
+
+def finetuning_configs(algo: Algorithm, config: Any, offline_steps: int, online_steps: int) -> tuple[Any, Any]:
+    """The configs of the offline and the online phase of a fine-tuning run of ``algo``."""
+    if algo.configure_for_finetuning is not None:
+        offline = algo.configure_for_finetuning(config, offline_steps, online_steps)
+    else:
+        offline = algo.configure_for_training(config, offline_steps + online_steps)
+    return offline, algo.online_config(offline)
 
 
 def training_update(algo: Algorithm, config: Any, arrays: dict[str, np.ndarray]) -> DataUpdate:

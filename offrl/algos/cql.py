@@ -50,6 +50,11 @@ tau 0.005, 3x256 ReLU MLPs for actor and critics, observations standardised (COR
 rewards unscaled, no behaviour-cloning warm-start (CORL's MuJoCo setting; the official code can warm-start the actor
 with ``policy_eval_start`` BC steps: set ``bc_steps``).
 
+Fine-tuning (``offrl finetune``): the online phase keeps every setting, the Monte-Carlo floor included (as the
+official Cal-QL ``conservative_sac_main.py``), except the conservative weight when ``cql_alpha_online`` is set (its
+``cql_min_q_weight_online``). Online rows get their Monte-Carlo returns when their episode ends
+(``offrl.train.online_columns``); the official code collects whole trajectories before training on them.
+
 Deviations from the paper / official code:
 - ``d`` is the terminal flag only; time-limit truncations bootstrap (D4RL's timeouts, as CORL).
 - Actions live in [-1, 1]; the trainer maps them onto the environment's bounds.
@@ -61,6 +66,7 @@ Deviations from the paper / official code:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -84,6 +90,9 @@ MAX_ALPHA_PRIME = 1e6
 @dataclass(frozen=True)
 class CQLConfig:
     cql_alpha: float = config_field(5.0, "weight of the conservative penalty (the paper's alpha / min_q_weight)")
+    cql_alpha_online: float = config_field(
+        -1.0, "fine-tuning: the weight in the online phase; -1 = cql_alpha (official cql_min_q_weight_online)"
+    )
     n_actions: int = config_field(10, "actions sampled per state from each proposal (uniform, pi(s), pi(s'))")
     temperature: float = config_field(1.0, "temperature of the logsumexp over sampled actions")
     importance_sample: bool = config_field(True, "divide by the proposal densities (official min_q_version 3)")
@@ -107,6 +116,7 @@ class CQLConfig:
 
     def __post_init__(self) -> None:
         require(self.cql_alpha >= 0, f"cql_alpha must be >= 0, got {self.cql_alpha}")
+        require(self.cql_alpha_online >= 0 or self.cql_alpha_online == -1, "cql_alpha_online must be >= 0 or -1")
         require(self.n_actions >= 1, f"n_actions must be >= 1, got {self.n_actions}")
         require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         require(self.bc_steps >= 0, f"bc_steps must be >= 0, got {self.bc_steps}")
@@ -364,6 +374,15 @@ ALGORITHM = Algorithm(
     act=act,
 )
 
+
+def online_config(config: CQLConfig) -> CQLConfig:
+    """Fine-tuning's online phase: the conservative weight ``cql_alpha_online`` when set (the official Cal-QL
+    ``cql_min_q_weight_online``); everything else, the Monte-Carlo floor included, stays on."""
+    if config.cql_alpha_online < 0:
+        return config
+    return dataclasses.replace(config, cql_alpha=config.cql_alpha_online, cql_alpha_online=-1.0)
+
+
 CAL_QL = Algorithm(
     name="cal-ql",
     description="Cal-QL (Nakamoto et al. 2023): CQL with pushed-down values floored at Monte-Carlo returns",
@@ -372,4 +391,5 @@ CAL_QL = Algorithm(
     update=update,
     act=act,
     extra_columns=("mc_returns",),
+    online_config=online_config,
 )

@@ -41,7 +41,14 @@ import jax.numpy as jnp
 import optax
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.algos.iql import IQLState, actor_loss, actor_optimizer, configure_for_training, init_state
+from offrl.algos.iql import (
+    IQLState,
+    actor_loss,
+    actor_optimizer,
+    configure_for_finetuning,
+    configure_for_training,
+    init_state,
+)
 from offrl.nn.losses import (
     chi_square_value_loss,
     expectile_loss,
@@ -206,4 +213,5 @@ ALGORITHM = Algorithm(
     update=update,
     act=act,
     configure_for_training=configure_for_training,
+    configure_for_finetuning=configure_for_finetuning,
 )

@@ -20,6 +20,10 @@ over the whole run.
 Defaults are the paper's MuJoCo locomotion settings: expectile 0.7, inverse temperature 3.0, discount 0.99, target
 rate 0.005, Adam 3e-4 everywhere, 2x256 MLPs, rewards scaled by ``1000 / (max return - min return)``.
 
+Fine-tuning (``offrl finetune``): the official fine-tuning config (``configs/antmaze_finetune_config.py``) turns
+the learning-rate decay off, so a fine-tuning run trains without it in both phases (``configure_for_finetuning``);
+its antmaze values (expectile 0.9, temperature 10) are per-task settings, not defaults.
+
 Deviations from the paper:
 - ``d`` is the *terminal* flag only; time-limit truncations bootstrap (the official code does the same through
   D4RL's timeouts).
@@ -242,6 +246,14 @@ def configure_for_training(config: IQLConfig, total_steps: int) -> IQLConfig:
     return config
 
 
+def configure_for_finetuning(config, offline_steps: int, online_steps: int):
+    """IQL's published fine-tuning setting: no learning-rate decay in either phase (the official
+    ``configs/antmaze_finetune_config.py``: ``opt_decay_schedule = None``); used by the IQL family."""
+    from dataclasses import replace
+
+    return replace(config, cosine_decay=False)
+
+
 ALGORITHM = Algorithm(
     name="iql",
     description="Implicit Q-Learning (Kostrikov et al. 2022): expectile V, Q from V, advantage-weighted actor",
@@ -250,4 +262,5 @@ ALGORITHM = Algorithm(
     update=update,
     act=act,
     configure_for_training=configure_for_training,
+    configure_for_finetuning=configure_for_finetuning,
 )

@@ -40,7 +40,14 @@ import jax.numpy as jnp
 import optax
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.algos.iql import IQLState, actor_optimizer, configure_for_training, init_state, value_loss
+from offrl.algos.iql import (
+    IQLState,
+    actor_optimizer,
+    configure_for_finetuning,
+    configure_for_training,
+    init_state,
+    value_loss,
+)
 from offrl.nn.losses import huber_loss, td_target
 from offrl.nn.networks import Ensemble, QNetwork, ValueNetwork
 from offrl.nn.policies import DeterministicPolicy, GaussianPolicy, gaussian_act, gaussian_log_prob
@@ -202,4 +209,5 @@ ALGORITHM = Algorithm(
     update=update,
     act=act,
     configure_for_training=configure_for_training,
+    configure_for_finetuning=configure_for_finetuning,
 )

@@ -19,11 +19,15 @@ the switch, continues exactly as the uninterrupted run (tested). Evaluations are
 (offline updates, then offline_steps + environment steps); the summary has the fine-tuning metrics
 (``offrl.train.finetune_metrics``: score at the switch, dip, final, regret).
 
-Algorithms that read derived columns (Cal-QL's Monte-Carlo returns, ReBRAC's next actions, ReCOIL's expert
-flags) need those for online transitions too; they are not supported here yet and are refused with that reason.
-Schedules that depend on the run's length (IQL's cosine decay of the actor's learning rate) span both phases; the
-per-algorithm changes at the switch that the methods' papers make (a new optimiser, a schedule switched off, other
-weights online) are not implemented yet: every algorithm continues with its offline settings.
+Algorithms that read derived columns get them for online transitions too (``offrl.train.online_columns``:
+Cal-QL's Monte-Carlo returns, written when an episode ends; ReBRAC's next actions, written when chosen); ReCOIL's
+expert flags have no online meaning and are refused.
+
+What changes at the switch is the algorithm's own business, in its file (``Algorithm.configure_for_finetuning``
+and ``Algorithm.online_config``, applied by ``offrl.algos.base.finetuning_configs``): IQL and its family fine-tune
+without their learning-rate decay (the official fine-tuning config), CQL and Cal-QL can use another conservative
+weight online (``cql_alpha_online``). The online config may change what the update computes but not the shapes of
+the state, so one checkpoint format spans both phases; both configs are in ``config.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ import numpy as np
 
 import offrl
 from offrl.algos import get_algorithm
-from offrl.algos.base import Algorithm, training_update
+from offrl.algos.base import Algorithm, finetuning_configs, training_update
+from offrl.data.columns import derived_column
 from offrl.data.dataset import check_against_spaces
 from offrl.data.transforms import Transforms
 from offrl.envs.evaluation import EvaluationResult
@@ -67,6 +72,14 @@ from offrl.train.offline import (
     spec_for,
 )
 from offrl.train.online import Environments, choose_actions
+from offrl.train.online_columns import (
+    EpisodeReturns,
+    check_supported,
+    extra_shapes,
+    reset_next_actions,
+    with_placeholders,
+    write_next_actions,
+)
 from offrl.train.runtime import runtime_info
 
 MIXING = ("ratio", "buffer")
@@ -131,6 +144,7 @@ class FinetuneResult:
     agent: Any
     final_evaluation: EvaluationResult
     summary: dict[str, Any]
+    buffer: replay.ReplayBuffer  # the online replay (normalised rows, as the algorithm sees them)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,6 +156,7 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
     schedule = config.schedule()
 
     def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int):
+        start = buffer.position
         buffer = replay.add(buffer, rows)
 
         def body(carry, _):
@@ -159,6 +174,8 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
             (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
             metrics = {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
         key, actions = choose_actions(algo, agent, key, next_obs, False)
+        if "next_actions" in buffer.data:
+            buffer = write_next_actions(buffer, start, rows, actions)
         return agent, buffer, key, actions, metrics
 
     return jax.jit(step, static_argnums=(7,), donate_argnums=(0, 1))
@@ -185,12 +202,8 @@ def finetune(
 ) -> FinetuneResult:
     """Start an offline-to-online run. ``stop_after`` (a global step) ends it early with a checkpoint (tests)."""
     algo, algo_config = algorithm_and_config(config.algo, algo_config)
-    if algo.extra_columns:
-        raise ValueError(
-            f"{algo.name} reads {', '.join(algo.extra_columns)} besides the transitions; fine-tuning does not yet "
-            "compute them for online data"
-        )
-    algo_config = algo.configure_for_training(algo_config, config.offline_steps + config.online_steps)
+    check_supported(algo.extra_columns, algo.name)
+    algo_config, _ = finetuning_configs(algo, algo_config, config.offline_steps, config.online_steps)
     source = resolve_dataset(config.dataset, config.task)
     name = config.run_name or f"{algo.name}-{source.name}-o2o-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(config.output_dir) / name
@@ -239,17 +252,25 @@ def _execute(
     )
     spec = spec_for(dataset)
     arrays = transforms.apply(dataset)
+    columns = algo.extra_columns
+    check_supported(columns, algo.name)
+    discount = getattr(algo_config, "discount", 0.99)
+    for name in columns:  # e.g. Cal-QL's Monte-Carlo returns, on the rewards the algorithm sees
+        arrays[name] = derived_column(name, dataset, arrays, discount)
     data = jax.device_put(arrays)
-    offline_rows = {name: data[name] for name in MIXED_COLUMNS}
+    offline_rows = {name: data[name] for name in (*MIXED_COLUMNS, *columns)}
     capacity = config.buffer_size or (config.online_steps + (dataset.size if config.mixing == "buffer" else 0))
     capacity = max(capacity, 1)
-    replay.check_fits(capacity, spec.observation_shape, spec.action_dim)
+    extra = extra_shapes(columns, spec.action_dim)
+    replay.check_fits(capacity, spec.observation_shape, spec.action_dim, extra=extra)
     update = training_update(algo, algo_config, arrays)
+    online_algo_config = algo.online_config(algo_config)
+    online_update = training_update(algo, online_algo_config, arrays) if online_algo_config != algo_config else update
 
     init_key, sample_key, online_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
     state = {
         "agent": algo.init(init_key, spec, algo_config),
-        "buffer": replay.create(capacity, spec.observation_shape, spec.action_dim),
+        "buffer": replay.create(capacity, spec.observation_shape, spec.action_dim, extra),
         "sample_key": sample_key,
         "key": online_key,
         "offline_step": 0,
@@ -263,6 +284,7 @@ def _execute(
         "algo": algo.name,
         "train": dataclasses.asdict(config),
         "algo_config": dataclasses.asdict(algo_config),
+        "online_algo_config": dataclasses.asdict(online_algo_config),
         "spec": spec.to_json(),
         "transforms": transforms.to_json(),
         "task": task.name,
@@ -362,8 +384,12 @@ def _execute(
                 last_eval = run_evaluation(config.offline_steps, "offline")  # the score at the switch
             if config.mixing == "buffer" and online_step == 0 and int(buffer.size) == 0:
                 buffer = seed_buffer(buffer, {**offline_rows, "timeouts": _episode_cuts(dataset)})
-            step_fn = make_online_step(algo, update, config)
+            agent = agent.replace(config=online_algo_config)  # the algorithm's online setting (static: no arrays)
+            step_fn = make_online_step(algo, online_update, config)
             cut = jax.jit(replay.cut_episodes, static_argnums=1, donate_argnums=0)
+            end_next_actions = jax.jit(reset_next_actions, static_argnums=1, donate_argnums=0)
+            returns = EpisodeReturns(config.num_envs, discount, capacity) if "mc_returns" in columns else None
+            position = int(buffer.position)
             envs = Environments(task, config.num_envs, config.seed, episodes_started)
             n = config.num_envs
             try:
@@ -376,7 +402,7 @@ def _execute(
                 while config.offline_steps + online_step < end:
                     raw, finished = envs.step(np.asarray(transforms.denormalize_actions(np.asarray(actions))))
                     raw["actions"] = np.asarray(actions, np.float32)
-                    rows = normalised_rows(raw, transforms)
+                    rows = with_placeholders(normalised_rows(raw, transforms), columns)
                     online_step += n
                     episodes += finished
                     train_scores += [float(task.normalized_score(r)) for r, _ in finished]
@@ -385,6 +411,10 @@ def _execute(
                         agent, buffer, key, offline_rows, rows, next_obs, online_step, config.updates_per_step * n
                     )
                     episodes_started = envs.episodes_started
+                    if returns is not None:  # Monte-Carlo returns of the episodes that ended with this step
+                        done = (rows["terminals"] + rows["timeouts"]) > 0
+                        buffer = returns.write(buffer, returns.record(position, rows["rewards"], done))
+                    position = (position + n) % capacity
                     at = config.offline_steps + online_step
                     if metrics:
                         for name, value in jax.device_get(metrics).items():
@@ -407,6 +437,10 @@ def _execute(
                         last_eval = run_evaluation(at, "online")
                     if online_step % checkpoint_interval == 0 or at == end:
                         buffer = cut(buffer, n)  # running episodes end here (as timeouts), as in online runs
+                        if returns is not None:
+                            buffer = returns.write(buffer, returns.close_all())
+                        if "next_actions" in columns:
+                            buffer = end_next_actions(buffer, n)
                         save(at)
                         envs.reset_all()
                         episodes_started = envs.episodes_started
@@ -437,7 +471,7 @@ def _execute(
         steps, scores = zip(*sorted(dict(curve).items()), strict=True)
         summary.update(fine_tuning_summary(steps, scores, config.offline_steps, train_scores))
     atomic_write_json(run_dir / "summary.json", summary)
-    return FinetuneResult(run_dir, agent, last_eval, summary)
+    return FinetuneResult(run_dir, agent, last_eval, summary, buffer)
 
 
 def _episode_cuts(dataset) -> jax.Array:

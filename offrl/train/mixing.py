@@ -12,7 +12,8 @@ Three ways to use logged data once an agent interacts, all pure and jit-able:
 Batch shapes stay static while the fraction changes: :func:`sample_mixed` draws a full batch from each source and
 keeps, row by row, the offline draw for the first ``n_offline`` rows and the online one for the rest. While the
 online buffer is still empty every row is offline. Both sources must hold the training columns in the same space
-(the trainer normalises online transitions with the offline run's transforms before adding them).
+(the trainer normalises online transitions with the offline run's transforms before adding them), and the buffer's
+extra columns (an algorithm's derived columns, e.g. Cal-QL's ``mc_returns``) are mixed like the others.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ from offrl.algos.base import Batch
 from offrl.train import replay
 from offrl.train.replay import ReplayBuffer
 
-#: The columns an update reads from a mixed batch (both sources have them).
+#: The columns an update reads from a mixed batch (both sources have them), besides the buffer's extra columns.
 MIXED_COLUMNS = ("observations", "actions", "rewards", "terminals", "next_observations")
+
+
+def mixed_columns(buffer: ReplayBuffer) -> tuple[str, ...]:
+    """The standard columns plus the buffer's extra ones (all but ``timeouts``, which only delimit episodes)."""
+    extra = tuple(name for name in buffer.data if name not in replay.COLUMNS)
+    return MIXED_COLUMNS + extra
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,11 @@ def sample_mixed(
     offline_index = jax.random.randint(offline_key, (batch_size,), 0, n_data)
     online = replay.sample(buffer, online_key, batch_size)
     take_offline = jnp.arange(batch_size) < offline_rows(fraction, batch_size, buffer.size)
+    missing = [name for name in mixed_columns(buffer) if name not in offline]
+    if missing:
+        raise KeyError(f"the offline data lacks the buffer's columns {missing}")
     mixed = {}
-    for name in MIXED_COLUMNS:
+    for name in mixed_columns(buffer):
         a, b = offline[name][offline_index], online[name].astype(offline[name].dtype)
         mask = take_offline.reshape((batch_size,) + (1,) * (a.ndim - 1))
         mixed[name] = jnp.where(mask, a, b)
@@ -88,6 +98,6 @@ def seed_buffer(buffer: ReplayBuffer, offline: dict[str, jax.Array]) -> ReplayBu
             f"the offline data has {n} transitions but the replay buffer holds {buffer.capacity}: "
             "make the buffer larger or sample the two with a mixing ratio instead"
         )
-    rows = {name: offline[name] for name in MIXED_COLUMNS}
+    rows = {name: offline[name] for name in mixed_columns(buffer)}
     rows["timeouts"] = offline.get("timeouts", jnp.zeros(n, jnp.float32))
     return replay.add(buffer, rows)

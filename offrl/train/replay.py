@@ -7,6 +7,10 @@ Checkpoints store it like any other pytree, so a resumed online run continues wi
 Rows keep the episode structure: ``terminals`` (the environment ended: no bootstrap) and ``timeouts`` (the episode
 was cut: time limit, a checkpoint, the end of the run), so :func:`export` can turn a buffer back into logged
 episodes (D4RL's "medium-replay" datasets are exactly that: the replay buffer of a SAC run).
+
+A buffer can hold **extra columns** besides those (``extra={"mc_returns": (), "next_actions": (action_dim,)}``):
+the derived columns some algorithms read (``offrl.data.columns``). Sampling returns them too; :func:`write` sets
+them for given rows after the fact (a return known only when the episode ends).
 """
 
 from __future__ import annotations
@@ -35,8 +39,11 @@ class ReplayBuffer(struct.PyTreeNode):
         return int(self.data["rewards"].shape[0])
 
 
-def column_shapes(observation_shape: tuple[int, ...], action_dim: int) -> dict[str, tuple[int, ...]]:
-    return {
+Shapes = dict[str, tuple[int, ...]]
+
+
+def column_shapes(observation_shape: tuple[int, ...], action_dim: int, extra: Shapes | None = None) -> Shapes:
+    shapes = {
         "observations": tuple(observation_shape),
         "actions": (action_dim,),
         "rewards": (),
@@ -44,12 +51,19 @@ def column_shapes(observation_shape: tuple[int, ...], action_dim: int) -> dict[s
         "timeouts": (),
         "next_observations": tuple(observation_shape),
     }
+    for name, shape in (extra or {}).items():
+        if name in shapes:
+            raise ValueError(f"{name!r} is a standard replay column, not an extra one")
+        shapes[name] = tuple(shape)
+    return shapes
 
 
-def buffer_bytes(capacity: int, observation_shape: tuple[int, ...], action_dim: int) -> int:
+def buffer_bytes(
+    capacity: int, observation_shape: tuple[int, ...], action_dim: int, extra: Shapes | None = None
+) -> int:
     """Memory the buffer's arrays take (float32 everywhere)."""
     per_row = sum(
-        int(np.prod(shape, dtype=np.int64)) for shape in column_shapes(observation_shape, action_dim).values()
+        int(np.prod(shape, dtype=np.int64)) for shape in column_shapes(observation_shape, action_dim, extra).values()
     )
     return 4 * per_row * int(capacity)
 
@@ -71,9 +85,15 @@ class BufferTooLargeError(MemoryError):
     """The requested replay buffer would not fit in memory."""
 
 
-def check_fits(capacity: int, observation_shape: tuple[int, ...], action_dim: int, headroom: float = 0.8) -> int:
+def check_fits(
+    capacity: int,
+    observation_shape: tuple[int, ...],
+    action_dim: int,
+    headroom: float = 0.8,
+    extra: Shapes | None = None,
+) -> int:
     """Estimate the buffer's size before allocating it; refuse, with the numbers, when it cannot fit."""
-    needed = buffer_bytes(capacity, observation_shape, action_dim)
+    needed = buffer_bytes(capacity, observation_shape, action_dim, extra)
     available = available_memory_bytes()
     if available is not None and needed > headroom * available:
         raise BufferTooLargeError(
@@ -84,18 +104,24 @@ def check_fits(capacity: int, observation_shape: tuple[int, ...], action_dim: in
     return needed
 
 
-def create(capacity: int, observation_shape: tuple[int, ...], action_dim: int) -> ReplayBuffer:
+def create(
+    capacity: int, observation_shape: tuple[int, ...], action_dim: int, extra: Shapes | None = None
+) -> ReplayBuffer:
     if capacity < 1:
         raise ValueError(f"the replay buffer needs a capacity >= 1, got {capacity}")
     data = {
         name: jnp.zeros((capacity, *shape), jnp.float32)
-        for name, shape in column_shapes(observation_shape, action_dim).items()
+        for name, shape in column_shapes(observation_shape, action_dim, extra).items()
     }
     return ReplayBuffer(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
 def add(buffer: ReplayBuffer, rows: Batch) -> ReplayBuffer:
-    """Write a batch of transitions (leading axis = number of rows, at most the capacity) at the write position."""
+    """Write a batch of transitions (leading axis = number of rows, at most the capacity) at the write position;
+    ``rows`` holds every column of the buffer, extra ones included."""
+    missing = sorted(set(buffer.data) - set(rows))
+    if missing:
+        raise KeyError(f"rows to add lack the buffer's columns {missing}")
     n = rows["rewards"].shape[0]
     capacity = buffer.data["rewards"].shape[0]
     index = (buffer.position + jnp.arange(n)) % capacity
@@ -107,7 +133,14 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Batch:
     """Uniformly sample ``batch_size`` filled rows (with replacement), with the columns an update reads (timeouts
     only delimit episodes; they never reach an algorithm)."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return {name: buffer.data[name][index] for name in COLUMNS if name != "timeouts"}
+    return {name: column[index] for name, column in buffer.data.items() if name != "timeouts"}
+
+
+def write(buffer: ReplayBuffer, name: str, index: jax.Array, values: jax.Array) -> ReplayBuffer:
+    """Set column ``name`` at rows ``index``; indices outside the buffer (e.g. ``capacity``, used as padding so
+    that calls of different lengths share one compiled shape) are ignored."""
+    column = buffer.data[name]
+    return buffer.replace(data={**buffer.data, name: column.at[index].set(values.astype(column.dtype), mode="drop")})
 
 
 def cut_episodes(buffer: ReplayBuffer, rows: int) -> ReplayBuffer:

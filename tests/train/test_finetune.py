@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from offrl.algos.cql import CalQLConfig
 from offrl.algos.iql import IQLConfig
+from offrl.algos.rebrac import ReBRACConfig
+from offrl.train import replay
 from offrl.train.finetune import FinetuneConfig, finetune, resume_finetune
 from tests.conftest import leaves_equal
 
@@ -54,12 +57,63 @@ def test_buffer_mixing_copies_the_dataset_into_the_buffer(tmp_path):
     assert result.summary["online_step"] == 100
 
 
-def test_what_fine_tuning_cannot_do_yet_is_named(tmp_path):
-    from offrl.algos.cql import CalQLConfig
+def test_what_fine_tuning_cannot_do_is_named(tmp_path):
+    from offrl.algos.recoil import ReCOILConfig
 
-    with pytest.raises(ValueError, match="mc_returns"):
-        finetune(quick(tmp_path, algo="cal-ql", run_name="c"), CalQLConfig(hidden_dims=(16, 16)))
+    with pytest.raises(ValueError, match="is_expert"):
+        finetune(quick(tmp_path, algo="recoil", run_name="c"), ReCOILConfig(hidden_dims=(16, 16)))
     with pytest.raises(ValueError, match="mixing must be one of"):
         quick(tmp_path, mixing="half")
     with pytest.raises(ValueError, match="offline fraction start must be in"):
         quick(tmp_path, offline_fraction=2.0)
+
+
+def online_episodes(result, online_steps):
+    """The online buffer's rows in logging order and the row ranges of its episodes."""
+    rows = replay.export(result.buffer, online_steps)
+    ends = np.flatnonzero((rows["terminals"] + rows["timeouts"]) > 0)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return rows, list(zip(starts, ends, strict=True))
+
+
+def test_cal_ql_online_rows_get_their_monte_carlo_returns(tmp_path):
+    """Pendulum episodes last 200 steps and a checkpoint at 250 online steps cuts the second one, so the buffer
+    has finished and cut episodes: every row's return is the discounted sum of the rewards after it in its
+    episode."""
+    config = CalQLConfig(hidden_dims=(16, 16), n_actions=2, cql_alpha_online=1.0)
+    result = finetune(quick(tmp_path, algo="cal-ql", run_name="c", online_steps=450, checkpoint_interval=250), config)
+    rows, episodes = online_episodes(result, 450)
+    assert [end - start + 1 for start, end in episodes] == [200, 50, 200]
+    for start, end in episodes:
+        expected, running = np.zeros(end - start + 1), 0.0
+        for t in range(end, start - 1, -1):
+            running = rows["rewards"][t] + config.discount * running
+            expected[t - start] = running
+        np.testing.assert_allclose(rows["mc_returns"][start : end + 1], expected, rtol=1e-5, atol=1e-4)
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert saved["algo_config"]["cql_alpha"] == 5.0 and saved["online_algo_config"]["cql_alpha"] == 1.0
+
+
+def test_rebrac_online_rows_get_the_next_action_taken(tmp_path):
+    config = ReBRACConfig(hidden_dims=(16, 16))
+    result = finetune(quick(tmp_path, algo="rebrac", run_name="r", online_steps=450, checkpoint_interval=250), config)
+    rows, episodes = online_episodes(result, 450)
+    for start, end in episodes:
+        np.testing.assert_array_equal(rows["next_actions"][start:end], rows["actions"][start + 1 : end + 1])
+        np.testing.assert_array_equal(rows["next_actions"][end], rows["actions"][end])
+
+
+def test_iql_fine_tunes_without_its_learning_rate_decay(tmp_path):
+    finetune(quick(tmp_path, run_name="i", online_steps=100), SMALL)
+    saved = json.loads((tmp_path / "i" / "config.json").read_text())
+    assert saved["algo_config"]["cosine_decay"] is False  # the official fine-tuning config
+
+
+@pytest.mark.parametrize("algo", ["cal-ql", "rebrac"])
+def test_resume_with_derived_online_columns_equals_an_uninterrupted_run(tmp_path, algo):
+    config = CalQLConfig(hidden_dims=(16, 16), n_actions=2) if algo == "cal-ql" else ReBRACConfig(hidden_dims=(16, 16))
+    whole = finetune(quick(tmp_path, algo=algo, run_name="whole", online_steps=300), config)
+    finetune(quick(tmp_path, algo=algo, run_name="split", online_steps=300), config, stop_after=300)
+    resumed = resume_finetune(tmp_path / "split")
+    assert leaves_equal(whole.agent, resumed.agent)
+    assert leaves_equal(whole.buffer, resumed.buffer)
