@@ -68,7 +68,7 @@ echo "throughput exit $? at $(( $(date +%s) - START )) s"
 
 # wait for the table runs until the deadline, then keep what finished (no checkpoints: they stay here)
 while kill -0 $TABLE 2>/dev/null && [ "$(left)" -gt 5 ]; do sleep 2; done
-pkill -f benchmarks/scores.py
+pkill -f -- "--out $RUNS"  # only this script's table runs
 sleep 1
 ( cd $RUNS && find . -name final_eval.json | sed 's|/final_eval.json||' | \
     tar czf "$OUT/table-bc.tar.gz" --exclude=checkpoints --exclude='.*.lock' -T - )
