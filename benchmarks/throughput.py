@@ -69,10 +69,11 @@ def arrays_for(algo_name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.nd
 
 
 def offline_algorithms() -> list[str]:
-    """Every registered algorithm the offline trainer runs (not the online-only SAC and TD3)."""
+    """Every registered algorithm the offline trainer runs (not the online SAC and TD3, nor RLPD, which learns
+    online from offline data)."""
     from offrl.algos import ALGORITHMS
 
-    return [name for name in ALGORITHMS if name not in ("sac", "td3")]
+    return [name for name in ALGORITHMS if name not in ("sac", "td3", "rlpd")]
 
 
 def peak_memory_mb() -> float:

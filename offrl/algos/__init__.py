@@ -1,6 +1,22 @@
 """Algorithms, one file each. ``ALGORITHMS`` maps a name to its entry points (see ``offrl.algos.base``)."""
 
-from offrl.algos import awac, bc, cql, cql_discrete, edac, fdvl, iql, prdc, rebrac, recoil, riql, sac, td3, td3bc
+from offrl.algos import (
+    awac,
+    bc,
+    cql,
+    cql_discrete,
+    edac,
+    fdvl,
+    iql,
+    prdc,
+    rebrac,
+    recoil,
+    riql,
+    rlpd,
+    sac,
+    td3,
+    td3bc,
+)
 from offrl.algos.base import Algorithm, Spec
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -22,6 +38,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         edac.SAC_N,
         sac.ALGORITHM,
         td3.ALGORITHM,
+        rlpd.ALGORITHM,
     ]
 }
 

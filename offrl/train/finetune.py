@@ -98,6 +98,9 @@ class FinetuneConfig:
     batch_size: int = dataclasses.field(default=256, metadata={"help": "transitions per update"})
     updates_per_call: int = dataclasses.field(default=1000, metadata={"help": "offline updates per jitted call"})
     updates_per_step: int = dataclasses.field(default=1, metadata={"help": "online updates per environment step"})
+    warmup_steps: int = dataclasses.field(
+        default=0, metadata={"help": "first online steps: uniform random actions, no updates (RLPD: 5000)"}
+    )
     num_envs: int = dataclasses.field(default=1, metadata={"help": "environments stepped together online"})
     mixing: str = dataclasses.field(
         default="ratio", metadata={"help": "ratio (offline share per batch) | buffer (offline data copied in)"}
@@ -123,7 +126,14 @@ class FinetuneConfig:
         for name in ("batch_size", "updates_per_call", "num_envs", "log_interval", "eval_interval", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("offline_steps", "online_steps", "updates_per_step", "anneal_steps", "buffer_size"):
+        for name in (
+            "offline_steps",
+            "online_steps",
+            "updates_per_step",
+            "warmup_steps",
+            "anneal_steps",
+            "buffer_size",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.mixing not in MIXING:
@@ -155,7 +165,7 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
     choose the next exploration actions."""
     schedule = config.schedule()
 
-    def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int):
+    def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int, uniform: bool):
         start = buffer.position
         buffer = replay.add(buffer, rows)
 
@@ -173,12 +183,20 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
         if num_updates:
             (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
             metrics = {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
-        key, actions = choose_actions(algo, agent, key, next_obs, False)
+        key, actions = explore(algo, agent, key, next_obs, uniform)
         if "next_actions" in buffer.data:
             buffer = write_next_actions(buffer, start, rows, actions)
         return agent, buffer, key, actions, metrics
 
-    return jax.jit(step, static_argnums=(7,), donate_argnums=(0, 1))
+    return jax.jit(step, static_argnums=(7, 8), donate_argnums=(0, 1))
+
+
+def explore(algo: Algorithm, agent, key: jax.Array, observations: jax.Array, uniform: bool):
+    """Exploration actions: the policy's samples, or uniform random ones in [-1, 1] (warm-up)."""
+    if not uniform:
+        return choose_actions(algo, agent, key, observations, False)
+    key, sub = jax.random.split(key)
+    return key, jax.random.uniform(sub, (observations.shape[0], agent.spec.action_dim), minval=-1.0, maxval=1.0)
 
 
 def normalised_rows(rows: dict[str, np.ndarray], transforms: Transforms) -> dict[str, np.ndarray]:
@@ -394,8 +412,12 @@ def _execute(
             n = config.num_envs
             try:
                 envs.reset_all()
-                key, actions = choose_actions(
-                    algo, agent, key, jnp.asarray(transforms.normalize_observations(envs.observations())), False
+                key, actions = explore(
+                    algo,
+                    agent,
+                    key,
+                    jnp.asarray(transforms.normalize_observations(envs.observations())),
+                    online_step < config.warmup_steps,
                 )
                 window: dict[str, float] = {}
                 window_calls, episodes = 0, []
@@ -407,8 +429,10 @@ def _execute(
                     episodes += finished
                     train_scores += [float(task.normalized_score(r)) for r, _ in finished]
                     next_obs = jnp.asarray(transforms.normalize_observations(envs.observations()))
+                    updates = config.updates_per_step * n if online_step > config.warmup_steps else 0
+                    uniform = online_step < config.warmup_steps  # the next step's actions
                     agent, buffer, key, actions, metrics = step_fn(
-                        agent, buffer, key, offline_rows, rows, next_obs, online_step, config.updates_per_step * n
+                        agent, buffer, key, offline_rows, rows, next_obs, online_step, updates, uniform
                     )
                     episodes_started = envs.episodes_started
                     if returns is not None:  # Monte-Carlo returns of the episodes that ended with this step
@@ -444,8 +468,12 @@ def _execute(
                         save(at)
                         envs.reset_all()
                         episodes_started = envs.episodes_started
-                        key, actions = choose_actions(
-                            algo, agent, key, jnp.asarray(transforms.normalize_observations(envs.observations())), False
+                        key, actions = explore(
+                            algo,
+                            agent,
+                            key,
+                            jnp.asarray(transforms.normalize_observations(envs.observations())),
+                            online_step < config.warmup_steps,
                         )
             finally:
                 envs.close()

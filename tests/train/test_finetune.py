@@ -109,11 +109,50 @@ def test_iql_fine_tunes_without_its_learning_rate_decay(tmp_path):
     assert saved["algo_config"]["cosine_decay"] is False  # the official fine-tuning config
 
 
-@pytest.mark.parametrize("algo", ["cal-ql", "rebrac"])
-def test_resume_with_derived_online_columns_equals_an_uninterrupted_run(tmp_path, algo):
-    config = CalQLConfig(hidden_dims=(16, 16), n_actions=2) if algo == "cal-ql" else ReBRACConfig(hidden_dims=(16, 16))
-    whole = finetune(quick(tmp_path, algo=algo, run_name="whole", online_steps=300), config)
-    finetune(quick(tmp_path, algo=algo, run_name="split", online_steps=300), config, stop_after=300)
+def method_configs():
+    from offrl.algos.rlpd import RLPDConfig
+
+    return {
+        "cal-ql": (CalQLConfig(hidden_dims=(16, 16), n_actions=2), {}),
+        "rebrac": (ReBRACConfig(hidden_dims=(16, 16)), {}),
+        "rlpd": (
+            RLPDConfig(hidden_dims=(16, 16), num_critics=4, actor_every=2),
+            {"offline_steps": 0, "updates_per_step": 2, "warmup_steps": 50},
+        ),
+    }
+
+
+@pytest.mark.parametrize("algo", ["cal-ql", "rebrac", "rlpd"])
+def test_resume_across_the_switch_equals_an_uninterrupted_run_for_each_method(tmp_path, algo):
+    config, changes = method_configs()[algo]
+    whole = finetune(quick(tmp_path, algo=algo, run_name="whole", online_steps=300, **changes), config)
+    split = quick(tmp_path, algo=algo, run_name="split", online_steps=300, **changes)
+    finetune(split, config, stop_after=split.offline_steps + 100)
     resumed = resume_finetune(tmp_path / "split")
     assert leaves_equal(whole.agent, resumed.agent)
     assert leaves_equal(whole.buffer, resumed.buffer)
+
+
+def test_warm_up_steps_act_at_random_and_do_not_update(tmp_path):
+    """During the warm-up no update runs, whatever the update-to-data ratio."""
+    config, _ = method_configs()["rlpd"]
+    runs = [
+        finetune(
+            quick(
+                tmp_path,
+                algo="rlpd",
+                run_name=f"w{k}",
+                offline_steps=0,
+                online_steps=100,
+                warmup_steps=100,
+                updates_per_step=k,
+            ),
+            config,
+        )  # fmt: skip
+        for k in (1, 5)
+    ]
+    assert leaves_equal(runs[0].agent, runs[1].agent)
+    actions = np.asarray(runs[0].buffer.data["actions"])
+    assert np.abs(actions).max() <= 1.0 and actions.std() > 0.5  # uniform on [-1, 1]: std 0.58
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        quick(tmp_path, warmup_steps=-1)
