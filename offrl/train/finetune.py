@@ -183,20 +183,12 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
         if num_updates:
             (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
             metrics = {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
-        key, actions = explore(algo, agent, key, next_obs, uniform)
+        key, actions = choose_actions(algo, agent, key, next_obs, uniform)  # uniform: warm-up
         if "next_actions" in buffer.data:
             buffer = write_next_actions(buffer, start, rows, actions)
         return agent, buffer, key, actions, metrics
 
     return jax.jit(step, static_argnums=(7, 8), donate_argnums=(0, 1))
-
-
-def explore(algo: Algorithm, agent, key: jax.Array, observations: jax.Array, uniform: bool):
-    """Exploration actions: the policy's samples, or uniform random ones in [-1, 1] (warm-up)."""
-    if not uniform:
-        return choose_actions(algo, agent, key, observations, False)
-    key, sub = jax.random.split(key)
-    return key, jax.random.uniform(sub, (observations.shape[0], agent.spec.action_dim), minval=-1.0, maxval=1.0)
 
 
 def normalised_rows(rows: dict[str, np.ndarray], transforms: Transforms) -> dict[str, np.ndarray]:
@@ -412,7 +404,7 @@ def _execute(
             n = config.num_envs
             try:
                 envs.reset_all()
-                key, actions = explore(
+                key, actions = choose_actions(
                     algo,
                     agent,
                     key,
@@ -468,7 +460,7 @@ def _execute(
                         save(at)
                         envs.reset_all()
                         episodes_started = envs.episodes_started
-                        key, actions = explore(
+                        key, actions = choose_actions(
                             algo,
                             agent,
                             key,
