@@ -413,11 +413,13 @@ def _execute(
                 )
                 window: dict[str, float] = {}
                 window_calls, episodes = 0, []
+                window_start, window_steps = time.perf_counter(), 0
                 while config.offline_steps + online_step < end:
                     raw, finished = envs.step(np.asarray(transforms.denormalize_actions(np.asarray(actions))))
                     raw["actions"] = np.asarray(actions, np.float32)
                     rows = with_placeholders(normalised_rows(raw, transforms), columns)
                     online_step += n
+                    window_steps += n
                     episodes += finished
                     train_scores += [float(task.normalized_score(r)) for r, _ in finished]
                     next_obs = jnp.asarray(transforms.normalize_observations(envs.observations()))
@@ -446,9 +448,11 @@ def _execute(
                         if episodes:
                             record["train/episode_return"] = float(np.mean([r for r, _ in episodes]))
                         record["phase/online"] = 1.0
+                        record["time/env_steps_per_second"] = window_steps / (time.perf_counter() - window_start)
                         for sink in sinks:
                             sink.log(at, record, "train")
                         window, window_calls, episodes = {}, 0, []
+                        window_start, window_steps = time.perf_counter(), 0
                     if online_step % config.eval_interval == 0 or at == total:
                         last_eval = run_evaluation(at, "online")
                     if online_step % checkpoint_interval == 0 or at == end:
