@@ -235,6 +235,9 @@ def run_async(config: AsyncConfig, algo_config: Any = None) -> AsyncResult:
         actor.join(timeout=60.0)
         if actor.is_alive():
             actor.terminate()
+        for q in (params_queue, transitions_queue):  # parameters published after the actor's last read would
+            q.cancel_join_thread()  # otherwise keep this process from exiting (the pipe has no reader left)
+            q.close()
     if actor.exitcode not in (0, None):
         raise RuntimeError(f"the actor process failed (exit code {actor.exitcode})")
     final = evaluate_agent(algo, agent, transforms, task, config.eval_episodes, seed=10_000 + config.seed * 1000)

@@ -41,6 +41,7 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
         except OSError as e:
             raise DatasetError(f"cannot read {path} ({e}); the file is corrupt", str(path)) from e
         meta: dict[str, Any] = {k: jsonable(v) for k, v in f.attrs.items()}
+        extras = _infos(f, np.shape(cols["rewards"])[0])
     meta["source"] = str(path)
     if "timeouts" not in cols:
         timeouts = np.zeros(np.shape(cols["rewards"])[0], bool)
@@ -55,9 +56,25 @@ def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
         cols["timeouts"],
         cols.get("next_observations"),
         costs=cols.get("costs"),
+        extras=extras,
         metadata=meta,
         source=str(path),
     )
+
+
+def _infos(f: Any, n: int) -> dict[str, np.ndarray]:
+    """The ``infos/*`` columns with one numeric row per transition (D4RL's ``infos/qpos``, ``infos/qvel``: the
+    simulator state, which lets a run restart the simulator from a logged state), as extras named ``infos/NAME``."""
+    import h5py
+
+    group = f.get("infos")
+    if not isinstance(group, h5py.Group):
+        return {}
+    out = {}
+    for name, item in group.items():
+        if isinstance(item, h5py.Dataset) and item.shape[:1] == (n,) and np.issubdtype(item.dtype, np.number):
+            out[f"infos/{name}"] = item[()]
+    return out
 
 
 def save_d4rl_hdf5(
