@@ -23,6 +23,10 @@ Algorithms that read derived columns get them for online transitions too (``offr
 Cal-QL's Monte-Carlo returns, written when an episode ends; ReBRAC's next actions, written when chosen); ReCOIL's
 expert flags have no online meaning and are refused.
 
+With ``prefix_fraction`` > 0 a share of the online episodes starts from states along the best logged episodes
+(``offrl.envs.start_states``: PrefixRL's reset-to-prefix idea; needs the simulator state, ``infos/qpos`` and
+``infos/qvel``, in the data); evaluation episodes always start normally.
+
 What changes at the switch is the algorithm's own business, in its file (``Algorithm.configure_for_finetuning``
 and ``Algorithm.online_config``, applied by ``offrl.algos.base.finetuning_configs``): IQL and its family fine-tune
 without their learning-rate decay (the official fine-tuning config), CQL and Cal-QL can use another conservative
@@ -50,6 +54,7 @@ from offrl.data.columns import derived_column
 from offrl.data.dataset import check_against_spaces
 from offrl.data.transforms import Transforms
 from offrl.envs.evaluation import EvaluationResult
+from offrl.envs.start_states import PrefixStarts
 from offrl.train import replay
 from offrl.train.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
 from offrl.train.engine import UpdateLoop, metric_names
@@ -110,6 +115,11 @@ class FinetuneConfig:
         default=-1.0, metadata={"help": "share reached after anneal_steps; -1 = offline_fraction (fixed)"}
     )
     anneal_steps: int = dataclasses.field(default=0, metadata={"help": "online steps of the linear anneal"})
+    prefix_fraction: float = dataclasses.field(
+        default=0.0,
+        metadata={"help": "share of online episodes started from states of the best logged episodes (PrefixRL)"},
+    )
+    prefix_top: float = dataclasses.field(default=0.1, metadata={"help": "share of logged episodes counted as best"})
     buffer_size: int = dataclasses.field(
         default=0, metadata={"help": "online replay capacity; 0 = online_steps (+ the dataset with mixing=buffer)"}
     )
@@ -139,6 +149,8 @@ class FinetuneConfig:
         if self.mixing not in MIXING:
             raise ValueError(f"mixing must be one of {', '.join(MIXING)}, got {self.mixing!r}")
         self.schedule()  # validates the fractions
+        if not 0.0 <= self.prefix_fraction <= 1.0 or not 0.0 < self.prefix_top <= 1.0:
+            raise ValueError("prefix_fraction must be in [0, 1] and prefix_top in (0, 1]")
         for name in ("online_steps", "log_interval", "eval_interval", "checkpoint_interval"):
             if getattr(self, name) % self.num_envs:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of num_envs ({self.num_envs})")
@@ -400,7 +412,12 @@ def _execute(
             end_next_actions = jax.jit(reset_next_actions, static_argnums=1, donate_argnums=0)
             returns = EpisodeReturns(config.num_envs, discount, capacity) if "mc_returns" in columns else None
             position = int(buffer.position)
-            envs = Environments(task, config.num_envs, config.seed, episodes_started)
+            starts = (
+                PrefixStarts.from_dataset(dataset, config.prefix_fraction, config.prefix_top)
+                if config.prefix_fraction > 0
+                else None
+            )
+            envs = Environments(task, config.num_envs, config.seed, episodes_started, starts)
             n = config.num_envs
             try:
                 envs.reset_all()

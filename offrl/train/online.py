@@ -158,8 +158,9 @@ def task_spec_and_transforms(task: Task) -> tuple[Spec, Transforms]:
 class Environments:
     """``num_envs`` copies of a task stepped one after another; resets are seeded from a global episode counter."""
 
-    def __init__(self, task: Task, num: int, seed: int, episodes_started: int):
+    def __init__(self, task: Task, num: int, seed: int, episodes_started: int, start_states: Any = None):
         self.envs = [task.make() for _ in range(num)]
+        self.start_states = start_states  # offrl.envs.start_states.PrefixStarts: some episodes start from logged states
         self.seed = seed
         self.episodes_started = episodes_started
         self.obs: list[np.ndarray | None] = [None] * num
@@ -172,6 +173,10 @@ class Environments:
 
     def _reset(self, i: int) -> None:
         obs, _ = self.envs[i].reset(seed=self.seed * 1_000_003 + self.episodes_started)
+        if self.start_states is not None:
+            index = self.start_states.choose(self.seed, self.episodes_started)
+            if index is not None:
+                obs = self.start_states.apply(self.envs[i], index)
         self.episodes_started += 1
         self.obs[i] = np.asarray(obs, np.float32)
         self.returns[i], self.lengths[i] = 0.0, 0
