@@ -365,6 +365,14 @@ def act(state: CQLState, observations: jax.Array, key: jax.Array, deterministic:
     return tanh_gaussian_act(mean, log_std, key, deterministic)
 
 
+def online_config(config: CQLConfig) -> CQLConfig:
+    """Fine-tuning's online phase: the conservative weight ``cql_alpha_online`` when set (the official Cal-QL
+    ``cql_min_q_weight_online``); everything else, the Monte-Carlo floor included, stays on."""
+    if config.cql_alpha_online < 0:
+        return config
+    return dataclasses.replace(config, cql_alpha=config.cql_alpha_online, cql_alpha_online=-1.0)
+
+
 ALGORITHM = Algorithm(
     name="cql",
     description="Conservative Q-Learning (Kumar et al. 2020): SAC with a penalty on Q of out-of-data actions",
@@ -372,15 +380,8 @@ ALGORITHM = Algorithm(
     init=init,
     update=update,
     act=act,
+    online_config=online_config,
 )
-
-
-def online_config(config: CQLConfig) -> CQLConfig:
-    """Fine-tuning's online phase: the conservative weight ``cql_alpha_online`` when set (the official Cal-QL
-    ``cql_min_q_weight_online``); everything else, the Monte-Carlo floor included, stays on."""
-    if config.cql_alpha_online < 0:
-        return config
-    return dataclasses.replace(config, cql_alpha=config.cql_alpha_online, cql_alpha_online=-1.0)
 
 
 CAL_QL = Algorithm(

@@ -248,9 +248,12 @@ def configure_for_training(config: IQLConfig, total_steps: int) -> IQLConfig:
 
 def configure_for_finetuning(config, offline_steps: int, online_steps: int):
     """IQL's published fine-tuning setting: no learning-rate decay in either phase (the official
-    ``configs/antmaze_finetune_config.py``: ``opt_decay_schedule = None``); used by the IQL family."""
+    ``configs/antmaze_finetune_config.py``: ``opt_decay_schedule = None``), unless a decay horizon is given
+    explicitly (``decay_steps`` > 0), which is kept; used by the IQL family."""
     from dataclasses import replace
 
+    if config.cosine_decay and config.decay_steps > 0:
+        return config
     return replace(config, cosine_decay=False)
 
 

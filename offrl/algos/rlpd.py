@@ -23,12 +23,12 @@ Online SAC that learns from logged data without pre-training on it. What makes i
 
 Update order: each update is a critic step (with its Polyak step of the targets, tau 0.005); every
 ``actor_every``-th update then also takes an actor step against the new critics and a temperature step with the
-new actor's entropy, on the same minibatch (the official ``update``: ``utd_ratio`` critic steps on minibatches,
-then the actor and temperature on the last one). Defaults are the official RLPD config: 2x256 ReLU MLPs, LayerNorm
-in the critics only, Adam 3e-4 everywhere, batch 256, gamma 0.99, initial temperature 1, entropy backup on,
-N = 10, M = 2, ``actor_every`` 20 (the paper's UTD 20; give the same to ``--updates-per-step``); observations and
-rewards as they come. SERL's learner is the same with ``backup_entropy=False``, ``init_alpha=0.01`` and its
-critic-to-actor ratio 4 (``actor_every=4``)::
+entropy measured in that actor step's loss (before the step), on the same minibatch (the official ``update``:
+``utd_ratio`` critic steps on minibatches, then the actor and temperature on the last one). Defaults are the
+official RLPD config: 2x256 ReLU MLPs, LayerNorm in the critics only, Adam 3e-4 everywhere, batch 256, gamma 0.99,
+initial temperature 1, entropy backup on, N = 10, M = 2, ``actor_every`` 20 (the paper's UTD 20; give the same
+to ``--updates-per-step``); observations and rewards as they come. SERL's learner is the same with
+``backup_entropy=False``, ``init_alpha=0.01`` and its critic-to-actor ratio 4 (``actor_every=4``)::
 
     offrl finetune --algo rlpd --dataset DATA --offline-steps 0 --online-steps N --updates-per-step 20 \
         --warmup-steps 5000                                                       # RLPD
@@ -37,11 +37,12 @@ critic-to-actor ratio 4 (``actor_every=4``)::
 
 Deviations from the official code:
 - ``d`` is the terminal flag only; time-limit truncations bootstrap (the official ``masks`` do the same).
-- The actor head, log std clip ([-20, 2] here, the official ``TanhNormal`` uses a state-dependent std clipped to
-  [-10, 2]) and initialisation are offrl's shared ``TanhGaussianPolicy``.
+- The actor head and initialisation are offrl's shared ``TanhGaussianPolicy`` (state-dependent log std clipped to
+  [-20, 2], as the official one).
 - The actor/temperature step is every ``actor_every``-th update of the run, counted by the agent, rather than
   "after each call with ``utd_ratio`` minibatches"; with ``--updates-per-step`` equal to ``actor_every`` both
-  give one actor step per environment step after the step's critic steps.
+  give one actor step per environment step after the step's critic steps (after an offline phase whose length
+  is not a multiple of ``actor_every``, the actor steps fall part-way through each step's block).
 
 Metrics: updates without an actor step report 0 for ``actor/*`` and ``alpha/loss``, and the actor step reports
 them multiplied by ``actor_every``, so their mean over a log window (a multiple of ``actor_every`` updates) is

@@ -345,7 +345,7 @@ def concatenate(datasets: list[Dataset]) -> Dataset:
     extras = {
         k: np.concatenate([ds.extras[k] for ds in datasets])
         for k in first.extras
-        if all(k in ds.extras for ds in datasets)
+        if all(k in ds.extras and ds.extras[k].shape[1:] == first.extras[k].shape[1:] for ds in datasets)
     }
     costs = None
     if all(ds.costs is not None for ds in datasets):

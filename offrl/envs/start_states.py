@@ -81,4 +81,7 @@ class PrefixStarts:
         if not hasattr(base, "set_state") or not hasattr(base, "_get_obs"):
             raise TypeError(f"{type(base).__name__} cannot be set to a recorded state (no set_state)")
         base.set_state(self.qpos[index], self.qvel[index])
+        import mujoco
+
+        mujoco.mj_rnePostConstraint(base.model, base.data)  # contact forces (Ant observes them) for the new state
         return np.asarray(base._get_obs(), np.float32)

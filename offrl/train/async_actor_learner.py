@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import queue
 import time
 from dataclasses import dataclass
@@ -118,13 +119,15 @@ def _actor_main(setup: dict, params_queue: mp.Queue, transitions_queue: mp.Queue
         for step in range(setup["online_steps"]):
             if start is not None and period:  # hold the control rate
                 time.sleep(max(0.0, start + step * period - time.perf_counter()))
+            newest = None
             try:  # the newest parameters, if any were published
                 while True:
-                    params = params_queue.get_nowait()
-                    agent = agent.replace(actor_params=serialization.msgpack_restore(params))
-                    versions += 1
+                    newest = params_queue.get_nowait()
             except queue.Empty:
                 pass
+            if newest is not None:
+                agent = agent.replace(actor_params=serialization.msgpack_restore(newest))
+                versions += 1
             obs = jnp.asarray(transforms.normalize_observations(envs.observations()))
             key, actions = act(agent, key, obs, step < setup["warmup_steps"])
             actions = np.asarray(actions)
@@ -188,20 +191,33 @@ def run_async(config: AsyncConfig, algo_config: Any = None) -> AsyncResult:
         "actor_hz": config.actor_hz,
     }
     actor = context.Process(target=_actor_main, args=(setup, params_queue, transitions_queue), daemon=True)
-    actor.start()
+    saved_platforms = os.environ.get("JAX_PLATFORMS")
+    os.environ["JAX_PLATFORMS"] = "cpu"  # the actor acts on the CPU; it must not take the learner's GPU memory
+    try:
+        actor.start()
+    finally:
+        if saved_platforms is None:
+            del os.environ["JAX_PLATFORMS"]
+        else:
+            os.environ["JAX_PLATFORMS"] = saved_platforms
+    # a message's worth of steps at the actor's rate, plus its start (imports, compilation)
+    wait = 120.0 + (config.send_every / config.actor_hz if config.actor_hz else 0.0)
+    failed = True
     params_queue.put(serialization.msgpack_serialize(jax.device_get(agent.actor_params)))
     received, updates, update_seconds, done = 0, 0, 0.0, None
     since_publish = 0
     try:
         while done is None:
-            # 1. Take every message waiting (block only while there is nothing to learn from).
+            # 1. Take every message waiting; before the warm-up is complete, wait for them.
             learning = received > config.warmup_steps
             while True:
                 try:
-                    message = transitions_queue.get(block=not learning, timeout=None if learning else 60.0)
+                    message = transitions_queue.get(block=not learning, timeout=None if learning else wait)
                 except queue.Empty:
+                    if actor.exitcode is not None:
+                        raise RuntimeError(f"the actor process ended (exit code {actor.exitcode})") from None
                     if not learning:
-                        raise RuntimeError("the actor process sent nothing for 60 s") from None
+                        raise RuntimeError(f"the actor process sent nothing for {wait:.0f} s") from None
                     break
                 rows = serialization.msgpack_restore(message)
                 if "done" in rows:
@@ -210,8 +226,6 @@ def run_async(config: AsyncConfig, algo_config: Any = None) -> AsyncResult:
                 buffer = add(buffer, normalised_rows(rows, transforms))
                 received += len(rows["rewards"])
                 learning = received > config.warmup_steps
-                if learning:
-                    break
             if done is not None or not learning:
                 continue
             if config.max_updates_per_step and updates >= config.max_updates_per_step * received:
@@ -231,8 +245,9 @@ def run_async(config: AsyncConfig, algo_config: Any = None) -> AsyncResult:
             if since_publish >= config.publish_every:
                 params_queue.put(serialization.msgpack_serialize(jax.device_get(agent.actor_params)))
                 since_publish = 0
+        failed = False
     finally:
-        actor.join(timeout=60.0)
+        actor.join(timeout=0.0 if failed else 60.0)
         if actor.is_alive():
             actor.terminate()
         for q in (params_queue, transitions_queue):  # parameters published after the actor's last read would

@@ -85,7 +85,7 @@ from offrl.train.online_columns import (
     with_placeholders,
     write_next_actions,
 )
-from offrl.train.runtime import runtime_info
+from offrl.train.runtime import keep_first_runtime, runtime_info
 
 MIXING = ("ratio", "buffer")
 
@@ -322,6 +322,7 @@ def _execute(
     }
     if resume_checkpoint is not None:
         state, _ = load_checkpoint(resume_checkpoint, state)
+        metadata = keep_first_runtime(metadata, run_dir)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)
@@ -438,7 +439,11 @@ def _execute(
                     online_step += n
                     window_steps += n
                     episodes += finished
-                    train_scores += [float(task.normalized_score(r)) for r, _ in finished]
+                    train_scores += [  # regret over normal starts only (not episodes begun at logged states)
+                        float(task.normalized_score(r))
+                        for (r, _), logged in zip(finished, envs.finished_from_log, strict=True)
+                        if not logged
+                    ]
                     next_obs = jnp.asarray(transforms.normalize_observations(envs.observations()))
                     updates = config.updates_per_step * n if online_step > config.warmup_steps else 0
                     uniform = online_step < config.warmup_steps  # the next step's actions
@@ -488,6 +493,8 @@ def _execute(
                             jnp.asarray(transforms.normalize_observations(envs.observations())),
                             online_step < config.warmup_steps,
                         )
+                    if window_steps == 0:  # evaluation and checkpoint time stays out of the next window's rate
+                        window_start = time.perf_counter()
             finally:
                 envs.close()
         if last_eval is None:

@@ -46,7 +46,7 @@ from offrl.train.checkpoint import (
 )
 from offrl.train.engine import UpdateLoop, metric_names
 from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogger, tensorboard_available
-from offrl.train.runtime import runtime_info
+from offrl.train.runtime import keep_first_runtime, runtime_info
 
 
 @dataclass(frozen=True)
@@ -468,6 +468,7 @@ def _execute(
             )
         state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
+        metadata = keep_first_runtime(metadata, run_dir)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)

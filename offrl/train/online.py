@@ -56,7 +56,7 @@ from offrl.train.offline import (
     open_sinks,
     read_run_config,
 )
-from offrl.train.runtime import runtime_info
+from offrl.train.runtime import keep_first_runtime, runtime_info
 
 ONLINE_ALGORITHMS = ("sac", "td3")
 
@@ -166,6 +166,8 @@ class Environments:
         self.obs: list[np.ndarray | None] = [None] * num
         self.returns = np.zeros(num)
         self.lengths = np.zeros(num, np.int64)
+        self.from_log = [False] * num  # the running episode started from a logged state
+        self.finished_from_log: list[bool] = []  # for the episodes the last step() finished
 
     def reset_all(self) -> None:
         for i in range(len(self.envs)):
@@ -173,10 +175,12 @@ class Environments:
 
     def _reset(self, i: int) -> None:
         obs, _ = self.envs[i].reset(seed=self.seed * 1_000_003 + self.episodes_started)
+        self.from_log[i] = False
         if self.start_states is not None:
             index = self.start_states.choose(self.seed, self.episodes_started)
             if index is not None:
                 obs = self.start_states.apply(self.envs[i], index)
+                self.from_log[i] = True
         self.episodes_started += 1
         self.obs[i] = np.asarray(obs, np.float32)
         self.returns[i], self.lengths[i] = 0.0, 0
@@ -192,6 +196,7 @@ class Environments:
         terminals = np.zeros(len(self.envs), np.float32)
         timeouts = np.zeros(len(self.envs), np.float32)
         finished = []
+        self.finished_from_log = []
         for i, env in enumerate(self.envs):
             o, r, terminated, truncated, _ = env.step(actions[i])
             next_obs[i] = o
@@ -203,6 +208,7 @@ class Environments:
             self.obs[i] = np.asarray(o, np.float32)
             if terminated or truncated:
                 finished.append((float(self.returns[i]), int(self.lengths[i])))
+                self.finished_from_log.append(self.from_log[i])
                 self._reset(i)
         rows = {  # the caller adds "actions" as the algorithm sees them (in [-1, 1])
             "observations": obs,
@@ -360,6 +366,7 @@ def _execute(
     }
     if resume_checkpoint is not None:
         state, _ = _load_online_checkpoint(resume_checkpoint, state)
+        metadata = keep_first_runtime(metadata, run_dir)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)

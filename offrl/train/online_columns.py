@@ -84,15 +84,13 @@ class EpisodeReturns:
     def record(self, start_position: int, rewards: np.ndarray, done: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Note one row per environment (written at ``start_position + i``); return ``(positions, returns)`` of the
         episodes that ended with them."""
-        finished = []
-        for i, (reward, ended) in enumerate(zip(rewards, done, strict=True)):
+        ended = [i for i, done_i in enumerate(done) if done_i]
+        for i, reward in enumerate(rewards):
             self.positions[i].append((start_position + i) % self.capacity)
             self.ordinals[i].append(self.rows_added + i)
             self.rewards[i].append(float(reward))
-            if ended:
-                finished.append(self._close(i))
-        self.rows_added += len(rewards)
-        return finished
+        self.rows_added += len(rewards)  # before closing: rows overwritten by this step's rows are gone
+        return [self._close(i) for i in ended]
 
     def close_all(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Every running episode is cut here (a checkpoint or the end of the run)."""
@@ -104,7 +102,7 @@ class EpisodeReturns:
         for t in range(len(returns) - 1, -1, -1):
             running = self.rewards[i][t] + self.discount * running
             returns[t] = running
-        alive = np.asarray(self.ordinals[i]) > self.rows_added - self.capacity  # rows not yet overwritten
+        alive = np.asarray(self.ordinals[i]) >= self.rows_added - self.capacity  # rows not yet overwritten
         out = (np.asarray(self.positions[i])[alive], returns[alive].astype(np.float32))
         self.positions[i], self.ordinals[i], self.rewards[i] = [], [], []
         return out

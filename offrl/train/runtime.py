@@ -33,3 +33,17 @@ def runtime_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "system": platform.system(),
     }
+
+
+def keep_first_runtime(metadata: dict[str, Any], run_dir: Any) -> dict[str, Any]:
+    """On resume: keep the runtime the run started on (from its ``config.json``) and record this one as
+    ``resumed_runtime``, so a run started on a GPU and continued on a CPU says both."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / "config.json"
+    if path.exists():
+        first = json.loads(path.read_text()).get("runtime")
+        if first is not None and first != metadata.get("runtime"):
+            return {**metadata, "runtime": first, "resumed_runtime": metadata.get("runtime")}
+    return metadata

@@ -108,3 +108,13 @@ def test_cal_ql_floors_the_policy_values_at_the_monte_carlo_return():
     assert float(info["cql/bound_active"]) == 1.0
     plain, _ = cql.conservative_gap(params, nets, data, q_data, props, cql.CQLConfig(importance_sample=False))
     np.testing.assert_allclose(np.asarray(plain), [math.log(31)] * 2, rtol=1e-5)
+
+
+def test_cql_and_cal_ql_take_another_conservative_weight_online():
+    from offrl.algos import get_algorithm
+    from offrl.algos.base import finetuning_configs
+    from offrl.algos.cql import CalQLConfig, CQLConfig
+
+    for name, config in (("cql", CQLConfig(cql_alpha_online=1.0)), ("cal-ql", CalQLConfig(cql_alpha_online=1.0))):
+        offline, online = finetuning_configs(get_algorithm(name), config, 100, 100)
+        assert (offline.cql_alpha, online.cql_alpha) == (5.0, 1.0), name
