@@ -50,7 +50,7 @@ import optax
 from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
-from offrl.algos.iql import actor_optimizer, configure_for_training, value_loss
+from offrl.algos.iql import actor_optimizer, configure_for_finetuning, configure_for_training, value_loss
 from offrl.nn.losses import critic_ensemble_loss, td_target
 from offrl.nn.networks import MLP, Ensemble, QNetwork, ValueNetwork, default_init
 from offrl.nn.policies import GaussianPolicy, gaussian_act, gaussian_log_prob, tanh_gaussian_sample
@@ -308,11 +308,6 @@ def act(state: FamO2OState, observations: jax.Array, key: jax.Array, determinist
     beta = balance(state, observations)
     mean, log_std = nets.actor.apply(state.actor_params, with_beta(observations, beta, state.config))
     return gaussian_act(mean, log_std, key, deterministic)
-
-
-def configure_for_finetuning(config: FamO2OConfig, offline_steps: int, online_steps: int) -> FamO2OConfig:
-    """The official fine-tuning configs: no learning-rate decay."""
-    return replace(config, cosine_decay=False)
 
 
 def online_config(config: FamO2OConfig) -> FamO2OConfig:
