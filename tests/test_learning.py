@@ -25,7 +25,9 @@ def test_iql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
         ("riql", {}, 3000),  # its defaults: 100.5 after 3000 updates
         ("f-dvl", {}, 4000),  # chi-square, its MuJoCo defaults: 96.5 after 3000 updates, 92.6 after 4000
         ("prdc", {}, 5000),  # its defaults (KD-tree): 98.1 after 4000 updates, 101.4 after 5000 (TD3+BC 84.7)
-        ("famo2o", {}, 4000),  # its defaults: 78.8 / 100.5 / 102.0 after 2000 / 3000 / 4000 updates
+        pytest.param(  # its defaults: 78.8 / 100.5 / 102.0 after 2000 / 3000 / 4000 updates; ~45 s: slow set
+            "famo2o", {}, 4000, marks=pytest.mark.slow
+        ),
     ],
 )
 def test_more_offline_algorithms_beat_the_behaviour_data_of_the_builtin_default(tmp_path, algo, options, steps):
