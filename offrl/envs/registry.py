@@ -10,10 +10,17 @@ Where the references come from:
   random actions over 100 episodes (seeds 0-99); expert = mean return of the scripted energy-shaping swing-up
   controller in ``offrl.data.builtin`` over the same seeds.
 - cartpole: random measured the same way on CartPole-v1; expert = 500, the maximum return (the time limit).
+
+A task with changed dynamics is named ``BASE:change=factor,...`` (``hopper:gravity=2``,
+``hopper:friction=0.5,mass=1.5``, ``pendulum:gravity=1.5``): the base task with its gravity, friction or masses
+multiplied by the factors (applied to the simulator after ``gym.make``). Its scores use the base task's references.
+This is the "real system vs simulator" gap of hybrid methods such as H2O: log data on one variant, interact with
+another.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +38,16 @@ class Task:
     max_episode_steps: int
     reference_source: str
     env_kwargs: tuple[tuple[str, Any], ...] = ()
+    dynamics: tuple[tuple[str, float], ...] = ()  # multipliers of gravity / friction / mass (see the module doc)
 
     def make(self) -> Any:
-        """A fresh Gymnasium environment for this task (with its time limit)."""
+        """A fresh Gymnasium environment for this task (with its time limit and dynamics changes)."""
         import gymnasium as gym
 
-        return gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **dict(self.env_kwargs))
+        env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **dict(self.env_kwargs))
+        if self.dynamics:
+            change_dynamics(env, dict(self.dynamics))
+        return env
 
     def normalized_score(self, episode_return: float | np.ndarray) -> float | np.ndarray:
         return 100.0 * (np.asarray(episode_return) - self.ref_random) / (self.ref_expert - self.ref_random)
@@ -62,8 +73,54 @@ TASKS: dict[str, Task] = {
 }
 
 
+DYNAMICS = ("gravity", "friction", "mass")
+
+
+def change_dynamics(env: Any, factors: dict[str, float]) -> None:
+    """Multiply the simulator's gravity, friction coefficients or body masses (MuJoCo tasks; Pendulum's g and m)."""
+    base = env.unwrapped
+    if hasattr(base, "model") and hasattr(base.model, "opt"):  # MuJoCo
+        model = base.model
+        if "gravity" in factors:
+            model.opt.gravity[:] = model.opt.gravity * factors["gravity"]
+        if "friction" in factors:
+            model.geom_friction[:, 0] = model.geom_friction[:, 0] * factors["friction"]  # sliding friction
+        if "mass" in factors:
+            model.body_mass[:] = model.body_mass * factors["mass"]
+    elif hasattr(base, "g") and hasattr(base, "m"):  # Pendulum
+        if "friction" in factors:
+            raise ValueError("Pendulum has no friction to change (gravity and mass only)")
+        base.g = base.g * factors.get("gravity", 1.0)
+        base.m = base.m * factors.get("mass", 1.0)
+    else:
+        raise ValueError(f"{type(base).__name__}: offrl can change the dynamics of MuJoCo tasks and Pendulum only")
+
+
+def _variant(name: str) -> Task:
+    """``BASE:change=factor,...`` -> the base task with those dynamics multipliers."""
+    base_name, _, spec = name.partition(":")
+    base = get_task(base_name)
+    factors: dict[str, float] = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in DYNAMICS:
+            raise KeyError(f"bad dynamics change {item!r} in {name!r}: use {', '.join(DYNAMICS)} as NAME=FACTOR")
+        try:
+            factors[key] = float(value)
+        except ValueError:
+            raise KeyError(f"the factor of {key} in {name!r} is not a number: {value!r}") from None
+        if not factors[key] > 0:
+            raise KeyError(f"the factor of {key} in {name!r} must be > 0")
+    label = ",".join(f"{k}={v:g}" for k, v in sorted(factors.items()))
+    return dataclasses.replace(base, name=f"{base.name}:{label}", dynamics=tuple(sorted(factors.items())))
+
+
 def get_task(name: str) -> Task:
-    """Look a task up by its offrl name (``hopper``) or its Gymnasium id (``Hopper-v5``)."""
+    """Look a task up by its offrl name (``hopper``), its Gymnasium id (``Hopper-v5``), or a variant with changed
+    dynamics (``hopper:gravity=2``)."""
+    if ":" in name:
+        return _variant(name)
     key = name.lower()
     if key in TASKS:
         return TASKS[key]

@@ -54,6 +54,7 @@ from offrl.data.columns import derived_column
 from offrl.data.dataset import check_against_spaces
 from offrl.data.transforms import Transforms
 from offrl.envs.evaluation import EvaluationResult
+from offrl.envs.registry import get_task
 from offrl.envs.start_states import PrefixStarts
 from offrl.train import replay
 from offrl.train.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
@@ -97,6 +98,10 @@ class FinetuneConfig:
     algo: str = dataclasses.field(default="iql", metadata={"help": "algorithm"})
     dataset: str = dataclasses.field(default="pendulum-mixed", metadata={"help": "dataset file or built-in name"})
     task: str = dataclasses.field(default="", metadata={"help": "environment task; default: the dataset's own"})
+    online_task: str = dataclasses.field(
+        default="",
+        metadata={"help": "environment the online phase steps, e.g. a simulator with a dynamics gap; default: task"},
+    )
     offline_steps: int = dataclasses.field(default=20_000, metadata={"help": "updates on the dataset first"})
     online_steps: int = dataclasses.field(default=20_000, metadata={"help": "environment steps after the switch"})
     seed: int = dataclasses.field(default=0, metadata={"help": "random seed"})
@@ -267,6 +272,9 @@ def _execute(
     if task is None:
         raise ValueError(f"{source.name} names no environment: give --task for the online phase")
     check_against_spaces(dataset, *task.spaces())
+    online_task = get_task(config.online_task) if config.online_task else task
+    if online_task.spaces() != task.spaces():
+        raise ValueError(f"the online task {online_task.name} has other spaces than the evaluation task {task.name}")
     if dataset.discrete:
         raise ValueError("offline-to-online runs are for continuous actions")
     transforms = Transforms.fit(
@@ -310,6 +318,7 @@ def _execute(
         "spec": spec.to_json(),
         "transforms": transforms.to_json(),
         "task": task.name,
+        "online_task": online_task.name,
         "dataset": {
             "name": source.name,
             "path": source.path,
@@ -418,7 +427,7 @@ def _execute(
                 if config.prefix_fraction > 0
                 else None
             )
-            envs = Environments(task, config.num_envs, config.seed, episodes_started, starts)
+            envs = Environments(online_task, config.num_envs, config.seed, episodes_started, starts)
             n = config.num_envs
             try:
                 envs.reset_all()

@@ -179,3 +179,14 @@ def test_online_episodes_can_start_from_the_best_logged_states(tmp_path):
     assert len(firsts) >= 2 and all(f in logged for f in firsts)
     with pytest.raises(ValueError, match="prefix_fraction must be in"):
         quick(tmp_path, prefix_fraction=1.5)
+
+
+def test_the_online_phase_can_step_another_simulator_than_the_evaluation_task(tmp_path):
+    """Hybrid sim + real: the data and the evaluations are the real system (pendulum), the online phase steps a
+    simulator with a dynamics gap (pendulum:gravity=1.5); the recorded config says which is which."""
+    result = finetune(quick(tmp_path, run_name="s", online_task="pendulum:gravity=1.5", online_steps=200), SMALL)
+    saved = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert (saved["task"], saved["online_task"]) == ("pendulum", "pendulum:gravity=1.5")
+    assert result.summary["task"] == "pendulum"
+    with pytest.raises(ValueError, match="other spaces"):
+        finetune(quick(tmp_path, run_name="t", online_task="hopper"), SMALL)
