@@ -9,6 +9,9 @@ arrays, computed on the rewards the algorithm sees (after reward scaling):
   as Cal-QL uses it (the official code does the same on D4RL's truncated locomotion episodes).
 - ``next_actions``: the dataset's action at the next row of the same episode (ReBRAC's critic penalty); at an
   episode's last row, where the next action was never logged, the row's own action.
+- ``from_data``: 1.0 on every row of the dataset. Online rows get 0.0 (``offrl.train.online_columns``), so in a
+  batch mixing logged data and online interaction an update can tell them apart (H2O treats real data and
+  simulator transitions differently).
 - ``is_expert``: 1.0 on the rows of expert demonstrations, 0.0 elsewhere (imitation from mixed data, ReCOIL). The
   offline trainer marks them when it adds ``--expert-dataset`` to the dataset (``extras["is_expert"]``).
 """
@@ -55,6 +58,7 @@ DERIVED: dict[str, Callable[[Dataset, dict[str, np.ndarray], float], np.ndarray]
     "mc_returns": lambda ds, arrays, discount: mc_returns(ds, arrays["rewards"], discount),
     "next_actions": lambda ds, arrays, discount: next_actions(ds, arrays["actions"]),
     "is_expert": lambda ds, arrays, discount: is_expert(ds),
+    "from_data": lambda ds, arrays, discount: np.ones(ds.size, np.float32),
 }
 
 

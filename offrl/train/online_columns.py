@@ -5,6 +5,7 @@ algorithms that read more than ``(s, a, r, s', d)``.
   the same jitted call that stores the transition (after that call's updates), and written into the row there; at
   an episode's last row, as offline, the row's own action. While a row waits for it (during the updates of the call
   that stored it) it holds its own action.
+- ``from_data``: 0.0 (the dataset's rows have 1.0): an online row is not logged data.
 - ``mc_returns`` (Cal-QL): the discounted return-to-go from the row to the end of its episode, computed on the host
   when the episode ends, from the rewards the algorithm sees, and written into the episode's rows. An episode cut by
   a time limit or a checkpoint counts its unknown tail as zero, as offline. Until its episode ends a row holds the
@@ -25,7 +26,7 @@ import numpy as np
 from offrl.train import replay
 from offrl.train.replay import ReplayBuffer
 
-ONLINE_COLUMNS = ("mc_returns", "next_actions")
+ONLINE_COLUMNS = ("mc_returns", "next_actions", "from_data")
 NO_RETURN_YET = float(np.finfo(np.float32).min)
 
 
@@ -49,6 +50,8 @@ def with_placeholders(rows: dict[str, np.ndarray], columns: tuple[str, ...]) -> 
         out["next_actions"] = np.asarray(rows["actions"], np.float32)
     if "mc_returns" in columns:
         out["mc_returns"] = np.full(len(rows["rewards"]), NO_RETURN_YET, np.float32)
+    if "from_data" in columns:
+        out["from_data"] = np.zeros(len(rows["rewards"]), np.float32)
     return out
 
 
