@@ -61,6 +61,8 @@ def arrays_for(algo_name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.nd
             out[name] = np.concatenate([out["actions"][1:], out["actions"][-1:]])
         elif name == "mc_returns":
             out[name] = (rng.standard_normal(SIZE) * 10).astype(np.float32)
+        elif name == "from_data":  # half logged data, half simulator rows, as H2O's batches
+            out[name] = (rng.random(SIZE) < 0.5).astype(np.float32)
         elif name == "is_expert":  # 1000 demonstration rows, as ReCOIL's paper uses
             out[name] = (np.arange(SIZE) >= SIZE - 1000).astype(np.float32)
         else:

@@ -8,6 +8,7 @@ from offrl.algos import (
     edac,
     famo2o,
     fdvl,
+    h2o,
     iql,
     prdc,
     rebrac,
@@ -41,6 +42,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         sac.ALGORITHM,
         td3.ALGORITHM,
         rlpd.ALGORITHM,
+        h2o.ALGORITHM,
     ]
 }
 

@@ -50,6 +50,7 @@ def batch(n=16, seed=0, discrete=False):
         "mc_returns": jnp.asarray(rng.standard_normal(n), jnp.float32),
         "next_actions": jnp.asarray(rng.uniform(-1, 1, (n, 2)), jnp.float32),
         "is_expert": jnp.asarray((rng.random(n) < 0.3) | (np.arange(n) == 0), jnp.float32),
+        "from_data": jnp.asarray((rng.random(n) < 0.5) | (np.arange(n) == 0), jnp.float32),
     }
 
 

@@ -111,10 +111,12 @@ def test_iql_fine_tunes_without_its_learning_rate_decay(tmp_path):
 
 def method_configs():
     from offrl.algos.famo2o import FamO2OConfig
+    from offrl.algos.h2o import H2OConfig
     from offrl.algos.rlpd import RLPDConfig
 
     return {
         "famo2o": (FamO2OConfig(hidden_dims=(16, 16)), {}),
+        "h2o": (H2OConfig(hidden_dims=(16, 16)), {"offline_steps": 0, "online_task": "pendulum:gravity=1.5"}),
         "cal-ql": (CalQLConfig(hidden_dims=(16, 16), n_actions=2), {}),
         "rebrac": (ReBRACConfig(hidden_dims=(16, 16)), {}),
         "rlpd": (
@@ -124,7 +126,7 @@ def method_configs():
     }
 
 
-@pytest.mark.parametrize("algo", ["cal-ql", "rebrac", "rlpd", "famo2o"])
+@pytest.mark.parametrize("algo", ["cal-ql", "rebrac", "rlpd", "famo2o", "h2o"])
 def test_resume_across_the_switch_equals_an_uninterrupted_run_for_each_method(tmp_path, algo):
     config, changes = method_configs()[algo]
     whole = finetune(quick(tmp_path, algo=algo, run_name="whole", online_steps=300, **changes), config)
