@@ -40,7 +40,7 @@ from offrl.envs.evaluation import EvaluationResult
 from offrl.envs.registry import get_task
 from offrl.train import replay
 from offrl.train.finetune import normalised_rows
-from offrl.train.mixing import MIXED_COLUMNS, sample_mixed
+from offrl.train.mixing import MIXED_COLUMNS, mixed_updates
 from offrl.train.offline import (
     _config_from_json,
     algorithm_and_config,
@@ -276,15 +276,9 @@ def _learner_functions(update, config: AsyncConfig, agent, buffer, key, data):
     on its own)."""
 
     def learn(agent, buffer, key, data):
-        def body(carry, _):
-            agent, key = carry
-            key, batch_key = jax.random.split(key)
-            batch = sample_mixed(data, buffer, batch_key, config.batch_size, config.offline_fraction)
-            agent, metrics = update(agent, batch, data)
-            return (agent, key), metrics
-
-        (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=config.updates_per_call)
-        return agent, key, {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
+        return mixed_updates(
+            update, agent, key, data, buffer, config.batch_size, config.offline_fraction, config.updates_per_call
+        )
 
     learn = jax.jit(learn, donate_argnums=(0,))
     add = jax.jit(replay.add, donate_argnums=(0,))

@@ -61,7 +61,7 @@ from offrl.train.checkpoint import atomic_write_json, load_checkpoint, save_chec
 from offrl.train.engine import UpdateLoop, metric_names
 from offrl.train.finetune_metrics import fine_tuning_summary
 from offrl.train.loggers import Logger, ProgressBar
-from offrl.train.mixing import MIXED_COLUMNS, MixSchedule, sample_mixed, seed_buffer
+from offrl.train.mixing import MIXED_COLUMNS, MixSchedule, mixed_updates, seed_buffer
 from offrl.train.offline import (
     DataSource,
     NonFiniteLossError,
@@ -186,20 +186,12 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
         start = buffer.position
         buffer = replay.add(buffer, rows)
 
-        def body(carry, _):
-            agent, key = carry
-            key, batch_key = jax.random.split(key)
-            if config.mixing == "ratio":
-                batch = sample_mixed(data, buffer, batch_key, config.batch_size, schedule.fraction(online_step))
-            else:
-                batch = replay.sample(buffer, batch_key, config.batch_size)
-            agent, metrics = update(agent, batch, data)
-            return (agent, key), metrics
-
         metrics: dict[str, jax.Array] = {}
         if num_updates:
-            (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
-            metrics = {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
+            fraction = schedule.fraction(online_step)
+            agent, key, metrics = mixed_updates(
+                update, agent, key, data, buffer, config.batch_size, fraction, num_updates, config.mixing == "buffer"
+            )
         key, actions = choose_actions(algo, agent, key, next_obs, uniform)  # uniform: warm-up
         if "next_actions" in buffer.data:
             buffer = write_next_actions(buffer, start, rows, actions)

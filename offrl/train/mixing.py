@@ -89,6 +89,34 @@ def sample_mixed(
     return mixed
 
 
+def mixed_updates(
+    update,
+    agent,
+    key: jax.Array,
+    data: Batch,
+    buffer: ReplayBuffer,
+    batch_size: int,
+    fraction,
+    num_updates: int,
+    buffer_only: bool = False,
+):
+    """``num_updates`` updates as one scan, each on a batch mixing ``data`` and ``buffer`` at ``fraction`` (or drawn
+    from the buffer alone); returns the agent, the key and the metrics' means."""
+
+    def body(carry, _):
+        agent, key = carry
+        key, batch_key = jax.random.split(key)
+        if buffer_only:
+            batch = replay.sample(buffer, batch_key, batch_size)
+        else:
+            batch = sample_mixed(data, buffer, batch_key, batch_size, fraction)
+        agent, metrics = update(agent, batch, data)
+        return (agent, key), metrics
+
+    (agent, key), stacked = jax.lax.scan(body, (agent, key), None, length=num_updates)
+    return agent, key, {name: values.astype(jnp.float32).mean() for name, values in stacked.items()}
+
+
 def seed_buffer(buffer: ReplayBuffer, offline: dict[str, jax.Array]) -> ReplayBuffer:
     """The buffer with the offline transitions written into it first (``timeouts`` as given, or none), so that
     replay sampling mixes them with what the agent collects. Refuses data larger than the buffer."""
