@@ -41,6 +41,8 @@ def random_action(obs, rng, env):
 def main() -> None:
     print(f"pendulum random {mean_return('pendulum', random_action):.2f}")
     print(f"pendulum expert {mean_return('pendulum', lambda obs, rng, env: pendulum_swing_up(obs)):.2f}")
+    print(f"pendulum-sparse random {mean_return('pendulum-sparse', random_action):.2f}")
+    print(f"pendulum-sparse expert {mean_return('pendulum-sparse', lambda obs, rng, env: pendulum_swing_up(obs)):.2f}")
     print(f"cartpole random {mean_return('cartpole', random_action):.2f}")
 
 

@@ -10,11 +10,15 @@ from offrl.algos import (
     fdvl,
     h2o,
     iql,
+    moorl,
+    parl,
     prdc,
     rebrac,
     recoil,
+    resfit,
     riql,
     rlpd,
+    ro2o,
     sac,
     td3,
     td3bc,
@@ -42,7 +46,11 @@ ALGORITHMS: dict[str, Algorithm] = {
         sac.ALGORITHM,
         td3.ALGORITHM,
         rlpd.ALGORITHM,
+        ro2o.ALGORITHM,
         h2o.ALGORITHM,
+        parl.ALGORITHM,
+        moorl.ALGORITHM,
+        resfit.ALGORITHM,
     ]
 }
 

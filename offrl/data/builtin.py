@@ -84,6 +84,15 @@ def collect_pendulum(
     )
 
 
+def sparse_pendulum_demos() -> Dataset:
+    """Poor (noisy, partly random) swing-up demonstrations with the sparse ``upright`` reward (task pendulum-sparse)."""
+    from offrl.envs.rewards import relabel
+
+    data = collect_pendulum(20, seed=4, random_prob=lambda rng: float(rng.uniform(0.3, 0.8)), noise_std=1.0)
+    metadata = {**data.metadata, "task": "pendulum-sparse", "reward": "upright"}
+    return data.replace(rewards=relabel("upright", data.next_observations), metadata=metadata)
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     name: str
@@ -113,6 +122,13 @@ BUILTIN: dict[str, BuiltinDataset] = {
             "pendulum",
             "swing-up controller with Gaussian torque noise (std 0.2); 20k steps",
             lambda: collect_pendulum(100, seed=3, random_prob=lambda rng: 0.0, noise_std=0.2),
+        ),
+        BuiltinDataset(
+            "pendulum-sparse-demos",
+            "pendulum-sparse",
+            "20 poor swing-up demonstrations: torque noise std 1.0, random torque with per-episode probability"
+            " ~ U(0.3, 0.8); sparse upright reward; 4k steps",
+            sparse_pendulum_demos,
         ),
     ]
 }

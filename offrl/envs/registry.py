@@ -9,6 +9,8 @@ Where the references come from:
 - pendulum: measured by offrl on Pendulum-v1 (``benchmarks/reference_scores.py``): random = mean return of uniform
   random actions over 100 episodes (seeds 0-99); expert = mean return of the scripted energy-shaping swing-up
   controller in ``offrl.data.builtin`` over the same seeds.
+- pendulum-sparse: Pendulum-v1 with the sparse ``upright`` reward of ``offrl.envs.rewards`` (1 per step spent
+  within 0.3 rad of upright), its references measured the same way as pendulum's.
 - cartpole: random measured the same way on CartPole-v1; expert = 500, the maximum return (the time limit).
 
 A task with changed dynamics is named ``BASE:change=factor,...`` (``hopper:gravity=2``,
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from offrl.data.dataset import ActionSpace
+from offrl.envs import rewards
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Task:
     reference_source: str
     env_kwargs: tuple[tuple[str, Any], ...] = ()
     dynamics: tuple[tuple[str, float], ...] = ()  # multipliers of gravity / friction / mass (see the module doc)
+    reward: str = "dense"  # the environment's own reward, or a sparse one from offrl.envs.rewards
 
     def make(self) -> Any:
         """A fresh Gymnasium environment for this task (with its time limit and dynamics changes)."""
@@ -47,7 +51,7 @@ class Task:
         env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **dict(self.env_kwargs))
         if self.dynamics:
             change_dynamics(env, dict(self.dynamics))
-        return env
+        return rewards.wrap(env, self.reward)
 
     def normalized_score(self, episode_return: float | np.ndarray) -> float | np.ndarray:
         return 100.0 * (np.asarray(episode_return) - self.ref_random) / (self.ref_expert - self.ref_random)
@@ -68,6 +72,7 @@ TASKS: dict[str, Task] = {
         Task("walker2d", "Walker2d-v5", 1.629008, 4592.3, 1000, _D4RL),
         Task("ant", "Ant-v5", -325.6, 3879.7, 1000, _D4RL),
         Task("pendulum", "Pendulum-v1", -1197.18, -144.81, 200, _MEASURED),
+        Task("pendulum-sparse", "Pendulum-v1", 8.29, 172.57, 200, _MEASURED, reward="upright"),
         Task("cartpole", "CartPole-v1", 24.96, 500.0, 500, _MEASURED + "; expert = the maximum return"),
     ]
 }

@@ -15,7 +15,17 @@ from offrl.train.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from offrl.train.engine import UpdateLoop, metric_names
 from tests.conftest import leaves_equal
 
-SMALL = {"hidden_dims": (32, 32)}
+SMALL = {
+    "hidden_dims": (32, 32),
+    "base_hidden_dims": (32, 32),
+    # PA-RL's action optimisation
+    "num_base_actions": 4,
+    "num_keep": 2,
+    "opt_steps": 2,
+    "n_cql_actions": 2,
+    # RO2O's perturbations
+    "num_perturbations": 3,
+}
 
 
 def spec_of(algo, observation_shape=(5,)):

@@ -112,13 +112,35 @@ def test_iql_fine_tunes_without_its_learning_rate_decay(tmp_path):
 def method_configs():
     from offrl.algos.famo2o import FamO2OConfig
     from offrl.algos.h2o import H2OConfig
+    from offrl.algos.moorl import MOORLConfig
+    from offrl.algos.parl import PARLConfig
+    from offrl.algos.resfit import ResFiTConfig
     from offrl.algos.rlpd import RLPDConfig
+    from offrl.algos.ro2o import RO2OConfig
 
     return {
         "famo2o": (FamO2OConfig(hidden_dims=(16, 16)), {}),
         "h2o": (H2OConfig(hidden_dims=(16, 16)), {"offline_steps": 0, "online_task": "pendulum:gravity=1.5"}),
         "cal-ql": (CalQLConfig(hidden_dims=(16, 16), n_actions=2), {}),
         "rebrac": (ReBRACConfig(hidden_dims=(16, 16)), {}),
+        "pa-rl": (
+            PARLConfig(
+                hidden_dims=(16, 16),
+                base_hidden_dims=(16, 16),
+                num_critics=2,
+                num_base_actions=4,
+                num_keep=2,
+                opt_steps=2,
+                n_cql_actions=2,
+            ),
+            {},
+        ),
+        "moorl": (MOORLConfig(hidden_dims=(16, 16), inner_steps=2), {"offline_steps": 0, "updates_per_step": 2}),
+        "ro2o": (
+            RO2OConfig(hidden_dims=(16, 16), num_critics=2, num_perturbations=2, online_variant="lcb"),
+            {"offline_fraction": 0.0},
+        ),
+        "resfit": (ResFiTConfig(hidden_dims=(16, 16), base_hidden_dims=(16, 16)), {}),
         "rlpd": (
             RLPDConfig(hidden_dims=(16, 16), num_critics=4, actor_every=2),
             {"offline_steps": 0, "updates_per_step": 2, "warmup_steps": 50},
@@ -126,7 +148,7 @@ def method_configs():
     }
 
 
-@pytest.mark.parametrize("algo", ["cal-ql", "rebrac", "rlpd", "famo2o", "h2o"])
+@pytest.mark.parametrize("algo", ["cal-ql", "rebrac", "rlpd", "famo2o", "h2o", "pa-rl", "resfit", "ro2o", "moorl"])
 def test_resume_across_the_switch_equals_an_uninterrupted_run_for_each_method(tmp_path, algo):
     config, changes = method_configs()[algo]
     whole = finetune(quick(tmp_path, algo=algo, run_name="whole", online_steps=300, **changes), config)
