@@ -19,12 +19,16 @@ def test_iql_beats_the_behaviour_data_of_the_builtin_default(tmp_path):
     "algo, options, steps",
     [
         ("awac", {}, 3000),  # its defaults: 100.7 after 3000 updates (seed 0)
-        ("edac", {"num_critics": 5, "hidden_dims": (256, 256)}, 3000),  # 100.5 after 3000 updates
-        ("sac-n", {"num_critics": 5, "hidden_dims": (256, 256)}, 3000),
-        ("rebrac", {}, 5000),  # its defaults (batch 256 here): 47.0 after 3000 updates, 99.9 after 4000
         ("riql", {}, 3000),  # its defaults: 100.5 after 3000 updates
-        ("f-dvl", {}, 4000),  # chi-square, its MuJoCo defaults: 96.5 after 3000 updates, 92.6 after 4000
-        ("prdc", {}, 5000),  # its defaults (KD-tree): 98.1 after 4000 updates, 101.4 after 5000 (TD3+BC 84.7)
+        # the rest take 30-60 s each on 2 cores: the slow set (python -m pytest -m slow)
+        pytest.param("edac", {"num_critics": 5, "hidden_dims": (256, 256)}, 3000, marks=pytest.mark.slow),  # 100.5
+        pytest.param("sac-n", {"num_critics": 5, "hidden_dims": (256, 256)}, 3000, marks=pytest.mark.slow),
+        # rebrac, its defaults (batch 256 here): 47.0 after 3000 updates, 99.9 after 4000
+        pytest.param("rebrac", {}, 5000, marks=pytest.mark.slow),
+        # f-dvl, chi-square, its MuJoCo defaults: 96.5 after 3000 updates, 92.6 after 4000
+        pytest.param("f-dvl", {}, 4000, marks=pytest.mark.slow),
+        # prdc, its defaults (KD-tree): 98.1 after 4000 updates, 101.4 after 5000 (TD3+BC 84.7)
+        pytest.param("prdc", {}, 5000, marks=pytest.mark.slow),
         pytest.param(  # its defaults: 78.8 / 100.5 / 102.0 after 2000 / 3000 / 4000 updates; ~45 s: slow set
             "famo2o", {}, 4000, marks=pytest.mark.slow
         ),
