@@ -51,3 +51,25 @@ def test_scripted_controller_matches_the_pendulum_expert_reference():
     task = get_task("pendulum")
     result = evaluate(lambda obs: np.stack([pendulum_swing_up(o) for o in obs]), task, episodes=20, seed=0)
     assert result.normalized_mean > 90
+
+
+def test_the_sparse_pendulum_pays_one_per_upright_step_as_its_relabelled_data_does():
+    import numpy as np
+
+    from offrl.data.builtin import sparse_pendulum_demos
+    from offrl.envs.rewards import relabel
+
+    env = get_task("pendulum-sparse").make()
+    obs, _ = env.reset(seed=0)
+    rewards, next_obs = [], []
+    for _ in range(50):
+        obs, reward, *_ = env.step(np.array([2.0], np.float32))
+        rewards.append(reward)
+        next_obs.append(obs)
+    env.close()
+    np.testing.assert_array_equal(rewards, relabel("upright", np.array(next_obs)))
+    assert set(rewards) <= {0.0, 1.0}
+    demos = sparse_pendulum_demos()
+    np.testing.assert_array_equal(demos.rewards, relabel("upright", demos.next_observations))
+    assert demos.metadata["task"] == "pendulum-sparse" and 0 < demos.rewards.mean() < 1
+    assert get_task("Pendulum-v1").name == "pendulum"  # the gymnasium id still means the dense task
