@@ -21,13 +21,15 @@ official ``cql_importance_sample=False``) is
 
 .. math::
 
-    \text{gap}_i = \log\Big(\textstyle\sum_{j \le n} e^{Q_i(s, u_j)} + e^{Q_i(s, a)}
+    \text{gap}_i = \log\tfrac{1}{3n+1}\Big(\textstyle\sum_{j \le n} e^{Q_i(s, u_j)} + e^{Q_i(s, a)}
         + n\, e^{\max(Q_i(s, \pi_{opt}(s)),\, G)} + n\, e^{\max(Q_i(s, \pi_{opt}(s')),\, G)}\Big) - Q_i(s, a)
 
 with :math:`u_j` uniform actions, :math:`G` the data's Monte-Carlo return (the Cal-QL floor; ``calibrated``) and
 :math:`n` = ``n_cql_actions`` (the official code draws its ``n`` CQL "policy" samples from the deterministic
 :math:`\pi_{opt}`, so they are ``n`` copies of one action); :math:`L_Q = \frac1N\sum_i
-\mathbb{E}[(Q_i - y)^2] + \alpha_{cql}\,\frac1N\sum_i \text{gap}_i`.
+\mathbb{E}[(Q_i - y)^2] + \alpha_{cql}\,\frac1M\sum_{i \in \mathcal M} \text{gap}_i` over a random subset
+:math:`\mathcal M` of M = ``num_min_critics`` members (the official ``critic_subsample_size``), with the
+log-sum-exp less the log of its :math:`3n + 1` terms, as the official code does without importance sampling.
 
 Policy improvement is **distillation**: the base policy is trained with its own supervised loss (negative
 log-likelihood, or squared error for the deterministic one) on optimised actions :math:`\tilde a^*`. The candidate set
@@ -307,7 +309,7 @@ def subset_target_q(nets: Networks, config: PARLConfig, target_params: dict, key
     return nets.target_subset.apply(subset, observations, actions).min(axis=0)
 
 
-def critic_loss(critic_params: dict, nets: Networks, config: PARLConfig, batch: Batch, target, proposals):
+def critic_loss(critic_params: dict, nets: Networks, config: PARLConfig, batch: Batch, target, proposals, members):
     random_actions, policy_action, next_policy_action = proposals
     obs, n = batch["observations"], config.n_cql_actions
     q_data = nets.critic.apply(critic_params, obs, batch["actions"])  # [N, B]
@@ -322,13 +324,16 @@ def critic_loss(critic_params: dict, nets: Networks, config: PARLConfig, batch: 
         bound = batch["mc_returns"][None]
         info["cql/bound_active"] = ((q_policy < bound).mean() + (q_next < bound).mean()) / 2
         q_policy, q_next = jnp.maximum(q_policy, bound), jnp.maximum(q_next, bound)
-    # n copies of each policy action: log(n e^q) = q + log n
+    # n copies of each policy action: log(n e^q) = q + log n; the official code subtracts the log of the number of
+    # terms (3n + 1) without importance sampling
     log_n = jnp.log(float(n))
     stacked = jnp.concatenate(
         [q_random, q_data[..., None], (q_policy + log_n)[..., None], (q_next + log_n)[..., None]], axis=-1
     )
-    gap = (jax.scipy.special.logsumexp(stacked, axis=-1) - q_data).mean(axis=1)  # [N]
-    loss = td_loss + config.cql_alpha * gap.mean()
+    soft_max = jax.scipy.special.logsumexp(stacked, axis=-1) - jnp.log(3.0 * n + 1.0)
+    gap = (soft_max - q_data).mean(axis=1)  # [N]
+    # as the official code, the penalty is on a random subset of num_min_critics members (critic_subsample_size)
+    loss = td_loss + config.cql_alpha * gap[members].mean()
     info |= {
         "critic/loss": loss,
         "critic/td_loss": td_loss,
@@ -345,7 +350,7 @@ def critic_loss(critic_params: dict, nets: Networks, config: PARLConfig, batch: 
 
 def update(state: PARLState, batch: Batch) -> tuple[PARLState, Metrics]:
     config, nets = state.config, networks(state.config, state.spec)
-    rng, distill_key, policy_key, next_key, random_key, subset_key = jax.random.split(state.rng, 6)
+    rng, distill_key, policy_key, next_key, random_key, subset_key, penalty_key = jax.random.split(state.rng, 7)
 
     # 1. The base policy: clone the data's actions, or distil optimised ones.
     if config.distill:
@@ -372,8 +377,9 @@ def update(state: PARLState, batch: Batch) -> tuple[PARLState, Metrics]:
     b, a = batch["actions"].shape
     random_actions = jax.random.uniform(random_key, (b, config.n_cql_actions, a), minval=-1.0, maxval=1.0)
     proposals = jax.lax.stop_gradient((random_actions, policy_action, next_action))
+    members = jax.random.choice(penalty_key, config.num_critics, (config.num_min_critics,), replace=False)
     (_, critic_info), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-        state.critic_params, nets, config, batch, target, proposals
+        state.critic_params, nets, config, batch, target, proposals, members
     )
     critic_params, critic_opt = apply_gradients(nets.critic_tx, state.critic_params, state.critic_opt, grads)
     critic_info["critic/grad_norm"] = global_norm(grads)
