@@ -1,4 +1,5 @@
-"""The ``offrl`` command line: ``train``, ``train-online``, ``evaluate`` and ``dataset info|convert|list``.
+"""The ``offrl`` command line: ``train``, ``train-online``, ``finetune``, ``evaluate`` and ``dataset
+info|convert|make|list|report``.
 
 Every option of ``offrl train`` maps onto a field of :class:`offrl.train.TrainConfig` or of the chosen algorithm's
 config dataclass; the field documentation is the help text.
@@ -487,10 +488,27 @@ def cmd_dataset(argv: list[str]) -> int:
     make.add_argument("--dataset-id", help="Minari dataset id (default: offrl/TASK-NAME-v0)")
     make.add_argument("--overwrite", action="store_true", help="replace the destination if it exists")
     sub.add_parser("list", help="the built-in datasets")
+    report = sub.add_parser(
+        "report",
+        help="an HTML report: TQ, SACo, returns, coverage, plots and a verdict",
+        description="Write a self-contained HTML report of a dataset: trajectory quality (TQ) and state-action "
+        "coverage (SACo) after Schweighofer et al. 2022, return and episode-length distributions, action and state "
+        "coverage, and a verdict on whether behaviour cloning or offline RL suits the data. Example: `offrl dataset "
+        "report ../shared/data/hopper-medium.hdf5 --task hopper --reference data/suite/hopper-medium-replay.hdf5`.",
+    )
+    report.add_argument("path", help="a dataset file or directory, or a built-in name")
+    report.add_argument("--task", help="task whose reference returns give TQ (default: the dataset's)")
+    report.add_argument("--reference", help="dataset SACo is relative to (e.g. a replay dataset of the task)")
+    report.add_argument("--bins", type=int, default=100, help="bins per dimension for SACo (default 100, the paper's)")
+    report.add_argument("--out", help="output HTML file (default: PATH's name + -report.html in the working directory)")
+    report.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    report.add_argument("--max-episode-steps", type=int, help="time limit for flat-layout npz files")
     args = parser.parse_args(argv)
 
     if args.action == "make":
         return _dataset_make(args)
+    if args.action == "report":
+        return _dataset_report_html(args)
 
     if args.action == "list":
         from offrl.data.builtin import BUILTIN, builtin_path
@@ -547,6 +565,31 @@ def cmd_dataset(argv: list[str]) -> int:
     lines.append(f"  problems found: {len(report['problems'])}")
     lines += [f"    - {p}" for p in report["problems"]]
     print("\n".join(lines))
+    return 0
+
+
+def _dataset_report_html(args: argparse.Namespace) -> int:
+    from offrl.data.diagnostics import measure
+    from offrl.data.report import render, verdict, write_report
+    from offrl.train.offline import dataset_task, resolve_dataset
+
+    source = resolve_dataset(args.path, args.task or "", args.max_episode_steps or 0)
+    dataset = source.dataset
+    task = dataset_task(dataset, args.task or "")
+    reference = None
+    if args.reference:
+        reference = resolve_dataset(args.reference, args.task or "", args.max_episode_steps or 0).dataset
+    refs = {"random_return": task.ref_random, "best_return": task.ref_expert} if task is not None else {}
+    measures = measure(dataset, reference=reference, bins=args.bins, **refs)
+    normalized = np.asarray(task.normalized_score(measures.episode_returns)) if task is not None else None
+    name = Path(str(source.path)).name if source.path else args.path
+    out = Path(args.out) if args.out else Path(f"{Path(name).stem}-report.html")
+    page = render(name, dataset, measures, task=task.name if task else None, reference=args.reference,
+                  normalized_returns=normalized)  # fmt: skip
+    write_report(out, page, overwrite=args.overwrite)
+    tq = "-" if measures.tq is None else f"{measures.tq:.3f}"
+    print(f"wrote {out}: TQ {tq}, SACo {measures.saco:.3f} ({measures.unique_state_actions} unique state-action bins)")
+    print(verdict(measures, reference is not None))
     return 0
 
 

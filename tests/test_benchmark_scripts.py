@@ -180,3 +180,26 @@ def test_corrupted_variants_get_their_own_rows_and_record_the_corruption(tmp_pat
     assert clean["train"]["corruption"] == ""
     with pytest.raises(ValueError, match="kind must be one of"):
         scores.main([*argv[:-2], "--corruptions", "wind:random:0.3", "--out", str(tmp_path / "other")])
+
+
+def test_the_report_screenshot_check_finds_a_blank_page_and_passes_a_real_report(tmp_path):
+    """The pixel checks refuse a blank page; with Chromium installed (apt-get install chromium) a real report's
+    screenshot passes them."""
+    import shutil
+
+    import matplotlib.image
+
+    sys.path.insert(0, str(BENCHMARKS))
+    import report_screenshot
+
+    blank = tmp_path / "blank.png"
+    matplotlib.image.imsave(blank, np.ones((1600, 1200, 3)))
+    assert "the page is blank" in report_screenshot.check(blank)
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("no Chromium on this machine")
+    from offrl.cli import main
+
+    page = tmp_path / "report.html"
+    assert main(["dataset", "report", "pendulum-expert", "--reference", "pendulum-mixed", "--out", str(page)]) == 0
+    png = report_screenshot.screenshot(page, tmp_path / "report.png")
+    assert report_screenshot.check(png) == []
