@@ -72,19 +72,19 @@ def run_unit(unit: Unit, args: argparse.Namespace) -> None:
         resume_finetune(directory)
         return
     run_changes, algo_changes, _ = PRESETS[unit.method]
-    config = FinetuneConfig(
-        algo=unit.method,
-        dataset=unit.dataset,
-        offline_steps=args.offline_steps,
-        online_steps=args.online_steps,
-        seed=unit.seed,
-        eval_interval=args.eval_interval,
-        eval_episodes=args.eval_episodes,
-        output_dir=str(directory.parent),
-        run_name=directory.name,
-        progress=False,
-        **run_changes,
-    )
+    options = {
+        "algo": unit.method,
+        "dataset": unit.dataset,
+        "offline_steps": args.offline_steps,
+        "online_steps": args.online_steps,
+        "seed": unit.seed,
+        "eval_interval": args.eval_interval,
+        "eval_episodes": args.eval_episodes,
+        "output_dir": str(directory.parent),
+        "run_name": directory.name,
+        "progress": False,
+    }
+    config = FinetuneConfig(**{**options, **run_changes})  # the method's preset wins (RLPD: no offline steps)
     algo = get_algorithm(unit.method)
     finetune(config, algo.config_class(**algo_changes))
 

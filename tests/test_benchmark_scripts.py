@@ -203,3 +203,27 @@ def test_the_report_screenshot_check_finds_a_blank_page_and_passes_a_real_report
     assert main(["dataset", "report", "pendulum-expert", "--reference", "pendulum-mixed", "--out", str(page)]) == 0
     png = report_screenshot.screenshot(page, tmp_path / "report.png")
     assert report_screenshot.check(png) == []
+
+
+def test_the_finetune_table_runs_each_method_with_its_preset_and_writes_the_table(tmp_path):
+    """Two methods (RLPD's preset has no offline steps), one run each, in two processes; a second call skips the
+    finished runs; the table goes between its markers in the Markdown file."""
+    sys.path.insert(0, str(BENCHMARKS))
+    import finetune_table
+
+    markdown = tmp_path / "B.md"
+    markdown.write_text("# results\n")
+    argv = ["--methods", "iql,rlpd", "--datasets", "pendulum-random", "--seeds", "0", "--offline-steps", "100",
+            "--online-steps", "100", "--eval-interval", "100", "--eval-episodes", "1", "--jobs", "2",
+            "--out", str(tmp_path / "runs"), "--into", str(markdown)]  # fmt: skip
+    finetune_table.main(argv)
+    summaries = {m: json.loads((tmp_path / "runs" / "pendulum-random" / f"{m}-s0" / "summary.json").read_text())
+                 for m in ("iql", "rlpd")}  # fmt: skip
+    assert summaries["iql"]["offline_step"] == 100 and summaries["rlpd"]["offline_step"] == 0
+    assert all(s["online_step"] == 100 for s in summaries.values())
+    first = markdown.read_text()
+    assert first.count("| pendulum-random |") == 2 and finetune_table.BEGIN in first
+    mtime = (tmp_path / "runs" / "pendulum-random" / "iql-s0" / "summary.json").stat().st_mtime
+    finetune_table.main(argv)  # nothing left to run
+    assert (tmp_path / "runs" / "pendulum-random" / "iql-s0" / "summary.json").stat().st_mtime == mtime
+    assert markdown.read_text() == first
