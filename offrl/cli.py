@@ -382,6 +382,54 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_fqe(argv: list[str]) -> int:
+    from offrl.envs import evaluate, get_task
+    from offrl.ope import FQEConfig, fitted_q_evaluation
+    from offrl.train import load_policy
+    from offrl.train.offline import resolve_dataset
+
+    parser = argparse.ArgumentParser(
+        prog="offrl fqe",
+        description="Off-policy evaluation: estimate a trained policy's discounted return from logged data with "
+        "Fitted Q Evaluation, with a bootstrap confidence interval; --online-episodes also runs the policy to compare.",
+    )
+    parser.add_argument("checkpoint", help="a step_*.msgpack checkpoint, or a run directory (newest checkpoint)")
+    parser.add_argument("--dataset", required=True, help="logged data to evaluate on (file, directory or built-in)")
+    parser.add_argument("--task", help="task of the data (default: the dataset's)")
+    _add_dataclass_options(parser.add_argument_group("FQE options"), FQEConfig)
+    parser.add_argument("--online-episodes", type=int, default=0, help="also roll the policy out this many times")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    config = FQEConfig(**_pick(args, FQEConfig))
+    policy = load_policy(args.checkpoint)
+    source = resolve_dataset(args.dataset, args.task or "", 0)
+    task = get_task(args.task) if args.task else policy.task
+    if task is not None:
+        policy.check_fits(task)
+    result = fitted_q_evaluation(source.dataset, policy, config)
+    record: dict[str, Any] = {**result.summary(), "seconds": result.seconds}
+    if args.online_episodes:
+        if task is None:
+            parser.error("--online-episodes needs a task: pass --task")
+        online = evaluate(policy, task, args.online_episodes, seed=100_000, discount=config.discount)
+        assert online.discounted_returns is not None
+        record["online/discounted_return"] = float(online.discounted_returns.mean())
+        record["online/normalized_score"] = online.normalized_mean
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    print(
+        f"FQE (gamma {config.discount}): {result.estimate:.2f}, {config.confidence:.0%} interval "
+        f"[{result.low:.2f}, {result.high:.2f}] over {config.members - 1} bootstrap fits ({result.seconds:.0f} s)"
+    )
+    if args.online_episodes:
+        print(
+            f"online, {args.online_episodes} episodes: discounted return {record['online/discounted_return']:.2f} "
+            f"(normalised score {record['online/normalized_score']:.1f})"
+        )
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # dataset
 
@@ -693,6 +741,7 @@ COMMANDS = {
     "train-online": cmd_train_online,
     "finetune": cmd_finetune,
     "evaluate": cmd_evaluate,
+    "fqe": cmd_fqe,
     "dataset": cmd_dataset,
 }
 

@@ -19,6 +19,8 @@ class EvaluationResult:
     lengths: np.ndarray
     normalized: np.ndarray
     seeds: list[int] = field(default_factory=list)
+    #: sum_t discount^t r_t per episode, when ``evaluate`` was given a discount (to compare with off-policy estimates)
+    discounted_returns: np.ndarray | None = None
 
     @property
     def mean(self) -> float:
@@ -46,9 +48,12 @@ class EvaluationResult:
         }
 
 
-def evaluate(policy: Policy, task: Task, episodes: int = 10, seed: int = 0) -> EvaluationResult:
+def evaluate(
+    policy: Policy, task: Task, episodes: int = 10, seed: int = 0, discount: float | None = None
+) -> EvaluationResult:
     """Run ``episodes`` episodes, the i-th reset with seed ``seed + i``; ``policy`` maps a ``[episodes, *obs]``
-    batch of raw observations to a batch of actions in the task's own action space."""
+    batch of raw observations to a batch of actions in the task's own action space. With ``discount`` the result
+    also holds each episode's discounted return."""
     if episodes < 1:
         raise ValueError("episodes must be >= 1")
     envs = [task.make() for _ in range(episodes)]
@@ -57,12 +62,15 @@ def evaluate(policy: Policy, task: Task, episodes: int = 10, seed: int = 0) -> E
         obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=False)]).astype(np.float32)
         active = np.ones(episodes, bool)
         returns = np.zeros(episodes)
+        discounted = np.zeros(episodes)
         lengths = np.zeros(episodes, np.int64)
         while active.any():
             actions = np.asarray(policy(obs))
             for i in np.flatnonzero(active):
                 next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i])
                 returns[i] += float(reward)
+                if discount is not None:
+                    discounted[i] += discount ** lengths[i] * float(reward)
                 lengths[i] += 1
                 obs[i] = next_obs
                 if terminated or truncated:
@@ -70,4 +78,5 @@ def evaluate(policy: Policy, task: Task, episodes: int = 10, seed: int = 0) -> E
     finally:
         for env in envs:
             env.close()
-    return EvaluationResult(returns, lengths, np.asarray(task.normalized_score(returns)), seeds)
+    normalized = np.asarray(task.normalized_score(returns))
+    return EvaluationResult(returns, lengths, normalized, seeds, discounted if discount is not None else None)
