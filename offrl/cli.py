@@ -430,6 +430,39 @@ def cmd_fqe(argv: list[str]) -> int:
     return 0
 
 
+def cmd_workflow(argv: list[str]) -> int:
+    from offrl.ope.workflow import checkpoint_statistics, diagnose
+    from offrl.train.offline import read_run_config, resolve_dataset
+
+    parser = argparse.ArgumentParser(
+        prog="offrl workflow",
+        description="Judge a training run without online evaluation (Kumar et al. 2021): the average dataset "
+        "Q-value and TD error of every checkpoint, then the verdict (overfitting, underfitting or fine), the "
+        "checkpoint to deploy and what to change. Train with --keep-checkpoints 0 to keep every checkpoint.",
+    )
+    parser.add_argument("run_dir", help="an offrl training run directory")
+    parser.add_argument("--dataset", help="transitions to measure on (default: the run's training data)")
+    parser.add_argument("--max-rows", type=int, default=20_000, help="rows of the dataset used (evenly spaced)")
+    parser.add_argument("--json", action="store_true", help="print the statistics and verdict as JSON")
+    args = parser.parse_args(argv)
+    saved = read_run_config(Path(args.run_dir))
+    name = args.dataset or (
+        saved["dataset"]["path"] if not saved["dataset"].get("builtin") else saved["train"]["dataset"]
+    )
+    dataset = resolve_dataset(name, saved["train"].get("task", "")).dataset
+    stats = checkpoint_statistics(args.run_dir, dataset, args.max_rows)
+    result = diagnose(stats)
+    if args.json:
+        print(json.dumps({"checkpoints": [vars(s) for s in stats], **vars(result)}))
+        return 0
+    print("step        dataset Q    TD error")
+    for s in stats:
+        print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g}")
+    print(f"verdict: {result.verdict}: {result.explanation}")
+    print(f"deploy the checkpoint of step {result.recommended_step}; {result.advice}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # dataset
 
@@ -742,6 +775,7 @@ COMMANDS = {
     "finetune": cmd_finetune,
     "evaluate": cmd_evaluate,
     "fqe": cmd_fqe,
+    "workflow": cmd_workflow,
     "dataset": cmd_dataset,
 }
 

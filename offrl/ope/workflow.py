@@ -1,0 +1,151 @@
+"""The offline workflow (Kumar, Singh, Tian, Finn & Levine, "A Workflow for Offline Model-Free Robotic Reinforcement
+Learning", CoRL 2021, arXiv:2109.10813): judge a training run from its checkpoints alone, without evaluating any
+policy online.
+
+For every checkpoint of a run (train with ``--keep-checkpoints 0`` to keep them all) and a fixed set of dataset
+transitions (the training data, or a held-out dataset), :func:`checkpoint_statistics` computes
+
+- the **average Q-value on the dataset's (s, a)** (the mean over the critic ensemble), and
+- the **TD error** :math:`\\mathbb{E}[(Q(s, a) - r - \\gamma (1 - d) Q(s', \\pi(s')))^2]` with the checkpoint's own
+  policy and critic (rewards and observations transformed as in training).
+
+:func:`diagnose` applies the paper's rules:
+
+- **overfitting**: the average dataset Q rises, peaks, then falls steadily with more gradient steps while the TD
+  error stays low. Deploy the checkpoint at the peak (early stopping); fix with capacity-decreasing regularisation
+  (dropout, fewer units, a variational information bottleneck on the critic's features).
+- **underfitting**: the TD error stays high and does not come down. Fix with more capacity (wider or deeper
+  critics) or less regularisation (e.g. a smaller conservative weight).
+
+How "rises", "falls steadily", "low" and "high" become numbers is offrl's choice (the paper states the rules in
+words): a rise of at least ``drop`` (10%) of the peak's magnitude before the peak (a critic that starts above the
+data's values and comes down is converging, not overfitting), then a fall of at least as much over the checkpoints
+after it, most of them decreasing; a TD
+error is high when it is above ``high_td`` (10%) of the mean squared TD target and has not fallen below half of its
+largest value. The rules are stated for conservative methods (CQL, whose Q-values the penalty pushes down); the
+statistics apply to any algorithm with a critic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from offrl.algos import get_algorithm
+from offrl.algos.base import Spec
+from offrl.data.dataset import Dataset
+from offrl.data.transforms import Transforms
+from offrl.train.checkpoint import list_checkpoints, load_checkpoint, read_metadata
+from offrl.train.offline import _config_from_json
+
+
+@dataclass(frozen=True)
+class CheckpointStatistics:
+    step: int
+    dataset_q: float
+    td_error: float
+    target_scale: float  # mean squared TD target, the TD error's natural scale
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    verdict: str  # "overfitting" | "underfitting" | "fine"
+    recommended_step: int
+    explanation: str
+    advice: str
+
+
+def critic_values(algo_name: str, state: Any, observations: jax.Array, actions: jax.Array) -> jax.Array:
+    """The mean over an algorithm's critic ensemble of Q(s, a), for algorithms whose file defines ``networks`` with
+    a ``critic`` and whose state holds ``critic_params``."""
+    module = importlib.import_module(get_algorithm(algo_name).init.__module__)
+    networks = getattr(module, "networks", None)
+    if networks is None or not hasattr(state, "critic_params"):
+        raise ValueError(f"the workflow needs a critic: {algo_name} has none it can read")
+    nets = networks(state.config, state.spec)
+    if not hasattr(nets, "critic") or state.spec.discrete:
+        raise ValueError(f"the workflow needs a continuous-action critic: {algo_name} has none it can read")
+    q = nets.critic.apply(state.critic_params, observations, actions)
+    return q.mean(axis=0) if q.ndim == 2 else q
+
+
+def checkpoint_statistics(run_dir: str | Path, dataset: Dataset, max_rows: int = 20_000) -> list[CheckpointStatistics]:
+    """Dataset Q and TD error of every checkpoint of ``run_dir`` on (up to ``max_rows``, evenly spaced) rows of
+    ``dataset``."""
+    run_dir = Path(run_dir)
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    if not checkpoints:
+        raise FileNotFoundError(f"no checkpoints in {run_dir / 'checkpoints'}")
+    meta = read_metadata(checkpoints[0])
+    algo = get_algorithm(meta["algo"])
+    config = _config_from_json(algo.config_class, meta["algo_config"])
+    spec = Spec.from_json(meta["spec"])
+    transforms = Transforms.from_json(meta["transforms"])
+    rows = np.linspace(0, dataset.size - 1, min(max_rows, dataset.size)).astype(np.int64)
+    arrays = transforms.apply(dataset)
+    batch = {k: jnp.asarray(v[rows]) for k, v in arrays.items() if k in
+             ("observations", "actions", "rewards", "terminals", "next_observations")}  # fmt: skip
+    discount = float(getattr(config, "discount", 0.99))
+    template = algo.init(jax.random.PRNGKey(0), spec, config)
+
+    @jax.jit
+    def statistics(state):
+        q = critic_values(algo.name, state, batch["observations"], batch["actions"])
+        next_actions = algo.act(state, batch["next_observations"], jax.random.PRNGKey(0), True)
+        next_q = critic_values(algo.name, state, batch["next_observations"], next_actions)
+        target = batch["rewards"] + discount * (1.0 - batch["terminals"]) * next_q
+        return q.mean(), jnp.square(q - target).mean(), jnp.square(target).mean()
+
+    out = []
+    for path in checkpoints:
+        state, meta = load_checkpoint(path, template, part="agent")
+        q, td, scale = (float(x) for x in statistics(state))
+        out.append(CheckpointStatistics(int(meta["step"]), q, td, scale))
+    return out
+
+
+def diagnose(stats: list[CheckpointStatistics], drop: float = 0.1, high_td: float = 0.1) -> Diagnosis:
+    """The paper's rules on a run's checkpoint statistics (oldest first)."""
+    if not stats:
+        raise ValueError("no checkpoint statistics to diagnose")
+    q = np.array([s.dataset_q for s in stats])
+    td = np.array([s.td_error for s in stats])
+    last = stats[-1]
+    peak = int(np.argmax(q))
+    after = q[peak:]
+    falling = len(after) >= 3 and (np.diff(after) < 0).mean() >= 0.6
+    scale = max(abs(q[peak]), 1e-8)
+    rose = peak > 0 and q[peak] - q[0] >= drop * scale  # a rise first: a fall from the start is the critic converging
+    fell = q[peak] - q[-1] >= drop * scale
+    td_high = td[-1] > high_td * last.target_scale and td[-1] > 0.5 * td.max()
+    if td_high:
+        return Diagnosis(
+            "underfitting",
+            last.step,
+            f"the TD error stays high: {td[-1]:.4g} at the last checkpoint, {td[-1] / last.target_scale:.0%} of the "
+            f"mean squared target, and never fell below half of its largest value ({td.max():.4g})",
+            "increase the critic's capacity (wider or deeper networks) or reduce regularisation (e.g. a smaller "
+            "conservative weight)",
+        )
+    if rose and peak < len(q) - 1 and falling and fell:
+        return Diagnosis(
+            "overfitting",
+            stats[peak].step,
+            f"the average dataset Q peaked at {q[peak]:.4g} (step {stats[peak].step}) and fell to {q[-1]:.4g} while "
+            f"the TD error stayed low ({td[-1]:.4g})",
+            "deploy the checkpoint at the peak (early stopping); to train longer, add capacity-decreasing "
+            "regularisation (dropout, fewer units, an information bottleneck on the critic)",
+        )
+    return Diagnosis(
+        "fine",
+        last.step,
+        "no overfitting (the dataset Q did not rise, peak and fall steadily) and no underfitting (the TD error is low "
+        "or falling)",
+        "deploy the last checkpoint",
+    )
