@@ -463,6 +463,29 @@ def cmd_workflow(argv: list[str]) -> int:
     return 0
 
 
+def cmd_report(argv: list[str]) -> int:
+    from offrl.reports.runs import plots, read_run, render, write_report
+
+    parser = argparse.ArgumentParser(
+        prog="offrl report",
+        description="Learning curves of one or several runs (score, losses, Q statistics, gradient norms) on one "
+        "self-contained HTML page, plus one PNG per plot; several runs (e.g. seeds) are overlaid with their mean "
+        "and spread.",
+    )
+    parser.add_argument("run_dirs", nargs="+", help="offrl run directories")
+    parser.add_argument("--out", default="report", help="output directory: index.html and the PNGs")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    args = parser.parse_args(argv)
+    runs = [read_run(d) for d in args.run_dirs]
+    images = plots(runs)
+    out = Path(args.out)
+    write_report(out / "index.html", render(runs, images), overwrite=args.overwrite)
+    for name, png in images.items():
+        (out / f"{name.replace('/', '_')}.png").write_bytes(png)
+    print(f"wrote {out / 'index.html'} and {len(images)} PNGs ({len(runs)} runs)")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # dataset
 
@@ -651,7 +674,7 @@ def cmd_dataset(argv: list[str]) -> int:
 
 def _dataset_report_html(args: argparse.Namespace) -> int:
     from offrl.data.diagnostics import measure
-    from offrl.data.report import render, verdict, write_report
+    from offrl.reports.dataset import render, verdict, write_report
     from offrl.train.offline import dataset_task, resolve_dataset
 
     source = resolve_dataset(args.path, args.task or "", args.max_episode_steps or 0)
@@ -776,6 +799,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "fqe": cmd_fqe,
     "workflow": cmd_workflow,
+    "report": cmd_report,
     "dataset": cmd_dataset,
 }
 

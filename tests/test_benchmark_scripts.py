@@ -182,9 +182,9 @@ def test_corrupted_variants_get_their_own_rows_and_record_the_corruption(tmp_pat
         scores.main([*argv[:-2], "--corruptions", "wind:random:0.3", "--out", str(tmp_path / "other")])
 
 
-def test_the_report_screenshot_check_finds_a_blank_page_and_passes_a_real_report(tmp_path):
-    """The pixel checks refuse a blank page; with Chromium installed (apt-get install chromium) a real report's
-    screenshot passes them."""
+def test_the_report_screenshot_check_finds_a_blank_page_and_passes_real_reports(tmp_path):
+    """The pixel checks refuse a blank page; with Chromium installed (apt-get install chromium) the screenshots of a
+    real dataset report and a real run report pass them."""
     import shutil
 
     import matplotlib.image
@@ -203,6 +203,16 @@ def test_the_report_screenshot_check_finds_a_blank_page_and_passes_a_real_report
     assert main(["dataset", "report", "pendulum-expert", "--reference", "pendulum-mixed", "--out", str(page)]) == 0
     png = report_screenshot.screenshot(page, tmp_path / "report.png")
     assert report_screenshot.check(png) == []
+    assert "no run curves" in report_screenshot.check(png, "runs")  # the checks tell the two kinds apart
+
+    from offrl.train import TrainConfig, train
+
+    for seed in (0, 1):
+        train(TrainConfig(steps=300, log_interval=50, eval_interval=100, eval_episodes=1, seed=seed,
+                          output_dir=str(tmp_path), run_name=f"s{seed}", progress=False))  # fmt: skip
+    assert main(["report", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "runs")]) == 0
+    png = report_screenshot.screenshot(tmp_path / "runs" / "index.html", tmp_path / "runs.png")
+    assert report_screenshot.check(png, "runs") == []
 
 
 def test_the_finetune_table_runs_each_method_with_its_preset_and_writes_the_table(tmp_path):

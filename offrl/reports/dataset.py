@@ -16,16 +16,15 @@ the verdict uses TQ alone and says so. The thresholds are offrl's reading of the
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from offrl.data.dataset import Dataset
 from offrl.data.diagnostics import DatasetMeasures
+from offrl.reports.html import figure_png, figures_html, fmt, page, pyplot, write_report
+
+__all__ = ["HIGH_SACO", "HIGH_TQ", "plots", "render", "verdict", "write_report"]
 
 HIGH_TQ = 0.6
 HIGH_SACO = 0.5
@@ -62,18 +61,9 @@ def verdict(measures: DatasetMeasures, has_reference: bool) -> str:
     )
 
 
-def _figure_png(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def plots(dataset: Dataset, measures: DatasetMeasures, normalized_returns: np.ndarray | None) -> dict[str, str]:
-    """Named base64 PNGs: returns, episode lengths, actions, state coverage."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plots(dataset: Dataset, measures: DatasetMeasures, normalized_returns: np.ndarray | None) -> dict[str, bytes]:
+    """Named PNGs: returns, episode lengths, actions, state coverage."""
+    plt = pyplot()
 
     out = {}
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -82,7 +72,7 @@ def plots(dataset: Dataset, measures: DatasetMeasures, normalized_returns: np.nd
     ax.set_xlabel("normalised return" if normalized_returns is not None else "return")
     ax.set_ylabel("episodes")
     ax.set_title("Episode returns")
-    out["returns"] = _figure_png(fig)
+    out["returns"] = figure_png(fig)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -90,7 +80,7 @@ def plots(dataset: Dataset, measures: DatasetMeasures, normalized_returns: np.nd
     ax.set_xlabel("length")
     ax.set_ylabel("episodes")
     ax.set_title("Episode lengths")
-    out["lengths"] = _figure_png(fig)
+    out["lengths"] = figure_png(fig)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -107,7 +97,7 @@ def plots(dataset: Dataset, measures: DatasetMeasures, normalized_returns: np.nd
         ax.set_ylabel("transitions")
         ax.legend(fontsize=7)
     ax.set_title("Actions")
-    out["actions"] = _figure_png(fig)
+    out["actions"] = figure_png(fig)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -116,7 +106,7 @@ def plots(dataset: Dataset, measures: DatasetMeasures, normalized_returns: np.nd
     ax.set_xlabel("observation dimension")
     ax.set_ylabel(f"share of {measures.bins} bins used")
     ax.set_title("State coverage")
-    out["coverage"] = _figure_png(fig)
+    out["coverage"] = figure_png(fig)
     plt.close(fig)
     return out
 
@@ -132,19 +122,10 @@ def render(
 ) -> str:
     """The report page as an HTML string (no external files or scripts)."""
     summary = measures.summary()
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items())
-    images = plots(dataset, measures, normalized_returns)
-    figures = "".join(
-        f'<figure><img alt="{k}" src="data:image/png;base64,{v}"><figcaption>{k}</figcaption></figure>'
-        for k, v in images.items()
-    )
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(v))}</td></tr>" for k, v in summary.items())
+    figures = figures_html(plots(dataset, measures, normalized_returns))
     text = verdict(measures, reference is not None)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>offrl dataset report: {html.escape(name)}</title>
-<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}} table{{border-collapse:collapse}}
-th,td{{border:1px solid #ccc;padding:0.2em 0.6em;text-align:left}} figure{{display:inline-block;margin:0.5em}}
-.verdict{{background:#eef;padding:0.8em;border-left:4px solid #446}}</style></head>
-<body><h1>Dataset report: {html.escape(name)}</h1>
+    body = f"""<h1>Dataset report: {html.escape(name)}</h1>
 <p>task: {html.escape(task or "unknown")}; SACo reference: {html.escape(reference or "none (the dataset itself)")}</p>
 <p class="verdict" id="verdict">{html.escape(text)}</p>
 <h2>Measures</h2><table id="measures">{rows}</table>
@@ -152,22 +133,5 @@ th,td{{border:1px solid #ccc;padding:0.2em 0.6em;text-align:left}} figure{{displ
 (state, action) pairs after cutting every dimension into {measures.bins} bins over the reference's range, relative to
 the reference (Schweighofer et al. 2022).</p>
 <h2>Plots</h2>{figures}
-</body></html>
 """
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def write_report(path: str | Path, page: str, overwrite: bool = False) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
-    return path
+    return page(f"offrl dataset report: {name}", body)
