@@ -1,0 +1,96 @@
+"""TQ and SACo of every dataset of the benchmark suite, next to the best score an algorithm reached on it (issue 6):
+does the dataset perspective of Schweighofer et al. (2022) hold here?
+
+    python benchmarks/dataset_measures.py --data-dir data/suite --families hopper \\
+        --results benchmarks/results/scores-hopper --into BENCHMARKS.md
+
+- TQ: the dataset's mean normalised return / 100 (the task's random and expert references, ``offrl.data.diagnostics``).
+- SACo: unique (state, action) bins (``--bins``: 100 per dimension, the paper's, and a coarse 4) relative to the
+  family's **union** of datasets, the
+  reference here (the paper's reference is the full replay buffer of the behavioural agent's online training; the
+  union holds random, medium, expert and a medium-replay buffer of the same task). Binning is over the union's range.
+- The scores: the final normalised score of each offrl run archived by ``benchmarks/scores.py`` under
+  ``--results`` (mean over the seeds present), per algorithm; "BC vs best" tells whether BC is within 5 points of
+  the best algorithm (the paper: BC is competitive when TQ is high).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from offrl.data import load_dataset
+from offrl.data.dataset import concatenate
+from offrl.data.diagnostics import measure
+from offrl.envs import get_task
+
+KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")
+BEGIN, END = "<!-- dataset-measures:begin -->", "<!-- dataset-measures:end -->"
+
+
+def final_scores(results: Path, dataset: str) -> dict[str, float]:
+    """Mean final score per offrl algorithm over the archived seeds of ``dataset``."""
+    scores: dict[str, list[float]] = {}
+    for run in sorted((results / dataset).glob("*-s[0-9]*")):
+        if not run.is_dir():
+            continue
+        final = run / "final_eval.json"
+        summary = final if final.exists() else run / "summary.json"
+        if summary.exists():
+            algo = run.name.rsplit("-s", 1)[0]
+            scores.setdefault(algo, []).append(float(json.loads(summary.read_text())["eval/normalized_score"]))
+    return {algo: float(np.mean(v)) for algo, v in scores.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default="data/suite")
+    parser.add_argument("--families", default="hopper")
+    parser.add_argument("--results", default="benchmarks/results/scores-hopper")
+    parser.add_argument("--bins", default="100,4", help="bins per dimension for SACo, one column each")
+    parser.add_argument("--into", default="")
+    args = parser.parse_args()
+    bins = [int(b) for b in args.bins.split(",")]
+    saco_columns = " | ".join(f"SACo ({b} bins)" for b in bins)
+    lines = [
+        f"| dataset | transitions | TQ | {saco_columns} | BC | TD3+BC | IQL | best | BC within 5 of best |",
+        "|---|---|---|" + "---|" * len(bins) + "---|---|---|---|---|",
+    ]
+    for family in args.families.split(","):
+        task = get_task(family)
+        paths = {k: Path(args.data_dir) / f"{family}-{k}.hdf5" for k in KINDS}
+        data = {k: load_dataset(p, max_episode_steps=task.max_episode_steps) for k, p in paths.items() if p.exists()}
+        union = concatenate(list(data.values()))
+        for kind, dataset in data.items():
+            ms = [measure(dataset, reference=union, random_return=task.ref_random, best_return=task.ref_expert,
+                          bins=b) for b in bins]  # fmt: skip
+            scores = final_scores(Path(args.results), f"{family}-{kind}")
+            best = max(scores.values()) if scores else None
+            cells = [f"{scores[a]:.1f}" if a in scores else "-" for a in ("bc", "td3bc", "iql")]
+            bc_close = "-" if best is None or "bc" not in scores else ("yes" if scores["bc"] >= best - 5 else "no")
+            lines.append(
+                f"| {family}-{kind} | {dataset.size} | {ms[0].tq:.2f} | "
+                + " | ".join(f"{m.saco:.3f}" for m in ms)
+                + " | "
+                + " | ".join(cells)
+                + f" | {'-' if best is None else f'{best:.1f}'} | {bc_close} |"
+            )
+            print(lines[-1], flush=True)
+    text = "\n".join(lines)
+    print(text)
+    if args.into:
+        path = Path(args.into)
+        content = path.read_text()
+        block = f"{BEGIN}\n{text}\n{END}"
+        if BEGIN in content and END in content:
+            content = content[: content.index(BEGIN)] + block + content[content.index(END) + len(END) :]
+        else:
+            content = content.rstrip("\n") + "\n\n" + block + "\n"
+        path.write_text(content)
+
+
+if __name__ == "__main__":
+    main()
