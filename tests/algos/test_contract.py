@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -71,8 +72,17 @@ def algo(request):
 
 def jitted_update(algo, data=None):
     """``update(state, batch)`` as the trainer runs it, with ``data`` (default: a 64-row batch) as the training set
-    of algorithms whose update reads it (PRDC)."""
-    data = batch_for(algo, n=64, seed=99) if data is None else data
+    of algorithms whose update reads it (PRDC). The default one is compiled once per algorithm for all tests."""
+    if data is None:
+        return _default_update(algo.name)
+    update = training_update(algo, small_config(algo), jax.tree_util.tree_map(np.asarray, data))
+    return jax.jit(lambda state, b: update(state, b, data))
+
+
+@functools.cache
+def _default_update(name):
+    algo = ALGORITHMS[name]
+    data = batch_for(algo, n=64, seed=99)
     update = training_update(algo, small_config(algo), jax.tree_util.tree_map(np.asarray, data))
     return jax.jit(lambda state, b: update(state, b, data))
 

@@ -63,6 +63,7 @@ def test_an_npg_step_stays_in_the_trust_region_and_improves_the_surrogate():
     assert float((m1 - m0)[:, 0].mean()) > 0  # the mean moved towards the better actions
 
 
+@pytest.mark.slow
 def test_hnpg_opens_a_lock_of_horizon_4_with_offline_data():
     """HNPG's official setting at horizon 4 (10^-4 chance per random episode): 0.95 after 30 iterations (seed 0)."""
     lock = VectorLock(4, 10, lock_seed=0)

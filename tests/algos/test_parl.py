@@ -88,7 +88,7 @@ def test_argmax_distillation_targets_the_best_candidate_the_dataset_action_inclu
     assert bool((target_values >= data_values[:, 0] - 1e-5).all())
 
 
-@pytest.mark.parametrize("base_policy", ["gaussian", "deterministic"])
+@pytest.mark.parametrize("base_policy", ["gaussian", pytest.param("deterministic", marks=pytest.mark.slow)])
 def test_the_online_phase_distils_with_the_same_state_layout(tmp_path, base_policy):
     """The switch turns distillation on (and its learning rate); an offline checkpoint loads into the online state,
     and the online update moves the base policy towards optimised actions rather than the data's."""

@@ -79,7 +79,13 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert (tmp_path / "r" / "config.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("case", ["bc", "td3bc", "iql", "prdc", "prdc-exact", "recoil", "bc-corrupted"])
+@pytest.mark.parametrize(
+    "case",
+    # the contract tests resume every algorithm's updates exactly; these resume whole runs (data, sampler,
+    # transforms, corruption): five in CI, the rest in the slow set
+    ["bc", "iql", "prdc-exact", "recoil", "bc-corrupted"]
+    + [pytest.param(c, marks=pytest.mark.slow) for c in ("td3bc", "prdc")],
+)
 def test_resume_equals_an_uninterrupted_run(tmp_path, case):
     """train(N + M) == train(N) -> save -> load -> train(M), bitwise on CPU (PRDC: its KD-tree is rebuilt from the
     data; ReCOIL: its expert demonstrations are found and checked again; a corrupted run corrupts the same rows)."""
