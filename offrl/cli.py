@@ -815,7 +815,10 @@ def main(argv: list[str] | None = None) -> int:
             "  train-online  learn by interaction with a Gymnasium task (SAC, TD3)\n"
             "  finetune      offline-to-online: train on a dataset, then keep learning in its environment\n"
             "  evaluate      evaluate a checkpoint on its task\n"
-            "  dataset       info | convert | make | list\n"
+            "  fqe           estimate a checkpoint's value from logged data (Fitted Q Evaluation, bootstrap interval)\n"
+            "  workflow      judge a run from its checkpoints without online evaluation (over/underfitting)\n"
+            "  report        learning curves of runs (HTML and PNG)\n"
+            "  dataset       info | convert | make | list | report (TQ, SACo, plots, verdict)\n"
         )
         return 0 if argv else 2
     if argv[0] == "--version":
