@@ -234,15 +234,21 @@ def optimise_actions(nets: Networks, config: PARLConfig, critic_params: dict, ob
     before = value(candidates)
     kept_values, kept = jax.lax.top_k(before, config.num_keep)
     actions = jnp.take_along_axis(candidates, kept[..., None], axis=1)
-    gradient = jax.grad(lambda a: value(a).sum())
+
+    # one critic pass per iterate gives both its values and the gradient of their sum
+    def sum_and_values(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+        v = value(a)
+        return v.sum(), v
+
+    value_and_gradient = jax.grad(sum_and_values, has_aux=True)
 
     def local_step(carry, _):
         current, best, best_value = carry
-        current_value = value(current)
+        gradient, current_value = value_and_gradient(current)
         better = current_value > best_value
         best = jnp.where(better[..., None], current, best)
         best_value = jnp.maximum(current_value, best_value)
-        current = jnp.clip(current + config.opt_step_size * gradient(current), -1.0, 1.0)
+        current = jnp.clip(current + config.opt_step_size * gradient, -1.0, 1.0)
         return (current, best, best_value), None
 
     start = (actions, actions, jnp.full(kept_values.shape, -jnp.inf))
