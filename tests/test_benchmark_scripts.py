@@ -237,3 +237,60 @@ def test_the_finetune_table_runs_each_method_with_its_preset_and_writes_the_tabl
     finetune_table.main(argv)  # nothing left to run
     assert (tmp_path / "runs" / "pendulum-random" / "iql-s0" / "summary.json").stat().st_mtime == mtime
     assert markdown.read_text() == first
+
+
+def test_fqe_suite_statistics():
+    fqe_suite = script("fqe_suite")
+    assert fqe_suite.spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 30.0, 20.0])) == pytest.approx(0.5)
+    assert fqe_suite.spearman(np.array([1.0, 1.0, 2.0]), np.array([1.0, 1.0, 5.0])) == pytest.approx(1.0)  # ties
+    assert np.isnan(fqe_suite.spearman(np.array([1.0, 2.0]), np.array([1.0, 2.0])))
+
+    def record(dataset, algo, estimate, true, low, high):
+        return {"run": f"{dataset}/{algo}-s0", "dataset": dataset, "algo": algo,
+                "fqe": {"estimate": estimate, "low": low, "high": high},
+                "online": {"discounted_return": true, "discounted_return_sem": 0.0,
+                           "normalized_score": 0.0}}  # fmt: skip
+
+    records = [record("a", "bc", 10, 8, 9, 11), record("a", "iql", 12, 4, 11, 13), record("a", "td3bc", 5, 6, 4, 7),
+               record("b", "bc", 1, 1, 0, 2)]  # fmt: skip
+    s = fqe_suite.summarise(records)
+    assert s["per_dataset"]["a"]["regret_at_1"] == pytest.approx(4.0)  # FQE picks iql (12), worth 4; the best is 8
+    assert s["per_dataset"]["b"]["regret_at_1"] == 0.0 and s["interval_coverage"] == pytest.approx(0.5)
+    assert s["mean_absolute_error"] == pytest.approx((2 + 8 + 1 + 0) / 4)
+    assert "regret@1" in fqe_suite.table(records, s)
+
+
+def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path, capsys):
+    """A tiny TD3+BC run on a pendulum dataset kept with every checkpoint: the workflow suite trains and judges it,
+    the FQE suite evaluates it; both resume (nothing is redone) and write their tables between their markers."""
+    from offrl.data.builtin import load_builtin
+    from offrl.data.formats.d4rl import save_d4rl_hdf5
+
+    workflow_suite, fqe_suite = script("workflow_suite"), script("fqe_suite")
+    data, _ = load_builtin("pendulum-mixed")
+    save_d4rl_hdf5(data, tmp_path / "data" / "pendulum-mixed.hdf5")
+    markdown = tmp_path / "B.md"
+    markdown.write_text(f"{workflow_suite.BEGIN}\n{workflow_suite.END}\n{fqe_suite.BEGIN}\n{fqe_suite.END}\n")
+    argv = ["--data-dir", str(tmp_path / "data"), "--datasets", "pendulum-mixed", "--algos", "td3bc",
+            "--steps", "300", "--interval", "100", "--episodes", "1", "--out", str(tmp_path / "runs"),
+            "--into", str(markdown)]  # fmt: skip
+    assert workflow_suite.main(argv) == 0
+    run = tmp_path / "runs" / "pendulum-mixed" / "td3bc-s0"
+    record = json.loads((run / "workflow.json").read_text())
+    assert [c["step"] for c in record["checkpoints"]] == [100, 200, 300]
+    assert all(c["online_score"] is not None for c in record["checkpoints"])
+    assert record["regret"] == pytest.approx(record["best_score"] - record["recommended_score"])
+    assert record["regret"] >= 0
+    assert "| pendulum-mixed | td3bc |" in markdown.read_text()
+    mtime = (run / "workflow.json").stat().st_mtime
+    assert workflow_suite.main([*argv, "--table-only"]) == 0 and (run / "workflow.json").stat().st_mtime == mtime
+
+    fqe_argv = ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "fqe"), "--members", "3", "--steps",
+                "200", "--episodes", "2", "--into", str(markdown)]  # fmt: skip
+    with pytest.warns(UserWarning, match="Bellman backups"):
+        assert fqe_suite.main(fqe_argv) == 0
+    fqe = json.loads((tmp_path / "fqe" / "pendulum-mixed" / "td3bc-s0.json").read_text())
+    assert fqe["fqe"]["low"] <= fqe["fqe"]["high"] and np.isfinite(fqe["online"]["discounted_return"])
+    capsys.readouterr()
+    assert fqe_suite.main(fqe_argv) == 0 and "[1/1]" not in capsys.readouterr().out  # already evaluated
+    assert "| pendulum-mixed | td3bc-s0 |" in markdown.read_text()

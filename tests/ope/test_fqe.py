@@ -39,6 +39,14 @@ def test_one_step_episodes_give_the_reward_of_the_policys_action():
     assert worse.estimate < good.estimate
 
 
+def test_too_few_backups_for_the_horizon_warn():
+    """steps * tau Bellman backups must cover several horizons 1 / (1 - gamma), or the estimate misses value."""
+    data = from_arrays(np.zeros((20, 1), np.float32), np.zeros((20, 1), np.float32), np.ones(20, np.float32),
+                       np.zeros(20, bool), (np.arange(20) % 10) == 9, np.zeros((20, 1), np.float32))  # fmt: skip
+    with pytest.warns(UserWarning, match="Bellman backups for a horizon of 100"):
+        fitted_q_evaluation(data, lambda o: np.zeros((len(o), 1), np.float32), FQEConfig(steps=10, members=1))
+
+
 def test_discounted_return():
     assert discounted_return(np.array([1.0, 1.0, 1.0]), 0.5) == pytest.approx(1.75)
 
