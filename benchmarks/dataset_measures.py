@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,9 @@ from offrl.data import load_dataset
 from offrl.data.dataset import concatenate
 from offrl.data.diagnostics import measure
 from offrl.envs import get_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from markdown_block import write_block  # noqa: E402
 
 KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 BEGIN, END = "<!-- dataset-measures:begin -->", "<!-- dataset-measures:end -->"
@@ -82,14 +86,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.into:
-        path = Path(args.into)
-        content = path.read_text()
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in content and END in content:
-            content = content[: content.index(BEGIN)] + block + content[content.index(END) + len(END) :]
-        else:
-            content = content.rstrip("\n") + "\n\n" + block + "\n"
-        path.write_text(content)
+        write_block(args.into, BEGIN, END, text)
 
 
 if __name__ == "__main__":

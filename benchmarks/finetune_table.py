@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from markdown_block import write_block  # noqa: E402
+
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 BEGIN, END = "<!-- finetune-table:begin -->", "<!-- finetune-table:end -->"
 
@@ -160,14 +163,7 @@ def table(units: list[Unit], args: argparse.Namespace) -> str:
 
 
 def write_into(path: Path, text: str) -> None:
-    content = path.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in content and END in content:
-        start, end = content.index(BEGIN), content.index(END) + len(END)
-        content = content[:start] + block + content[end:]
-    else:
-        content = content.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(content)
+    write_block(path, BEGIN, END, text)
 
 
 def main(argv: list[str] | None = None) -> None:

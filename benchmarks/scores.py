@@ -57,6 +57,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from markdown_block import write_block  # noqa: E402
+
 SUITE_KINDS = ("random", "medium", "expert", "medium-expert", "medium-replay")
 PEER_ALGOS = ("iql", "td3bc", "cql", "awac", "prdc", "rebrac")  # those benchmarks/peer_d3rlpy.py runs
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -505,15 +508,8 @@ def archive(out: Path, destination: Path) -> None:
 
 def write_into(path: Path, name: str, text: str) -> None:
     """Put ``text`` between ``<!-- scores:NAME -->`` and ``<!-- /scores:NAME -->`` in ``path`` (append if absent)."""
-    begin, end = f"<!-- scores:{name} -->", f"<!-- /scores:{name} -->"
-    content = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{text}\n{end}"
-    if begin in content and end in content:
-        head, rest = content.split(begin, 1)
-        content = head + block + rest.split(end, 1)[1]
-    else:
-        content = content.rstrip("\n") + ("\n\n" if content else "") + block + "\n"
-    path.write_text(content)
+    begin = f"<!-- scores:{name} -->"
+    write_block(path, begin, f"<!-- /scores:{name} -->", text)
     print(f"table written into {path} ({begin})", flush=True)
 
 

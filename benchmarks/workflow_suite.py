@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from markdown_block import write_block  # noqa: E402
 from scores import SUITE_KINDS, paper_config  # noqa: E402
 
 BEGIN, END = "<!-- workflow-suite:begin -->", "<!-- workflow-suite:end -->"
@@ -213,12 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
     if args.into:
-        doc = Path(args.into).read_text()
-        if BEGIN not in doc or END not in doc:
-            print(f"{args.into} has no {BEGIN} ... {END} markers", file=sys.stderr)
-            return 1
-        head, rest = doc.split(BEGIN, 1)
-        Path(args.into).write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+        write_block(args.into, BEGIN, END, text)
     return 0
 
 

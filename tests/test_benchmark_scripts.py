@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def script(name: str):
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their shared helpers
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
@@ -294,3 +295,14 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
     capsys.readouterr()
     assert fqe_suite.main(fqe_argv) == 0 and "[1/1]" not in capsys.readouterr().out  # already evaluated
     assert "| pendulum-mixed | td3bc-s0 |" in markdown.read_text()
+
+
+def test_a_table_replaces_its_own_block_and_keeps_the_rest_of_the_file(tmp_path):
+    write_block = script("markdown_block").write_block
+    path = tmp_path / "B.md"
+    write_block(path, "<!-- a -->", "<!-- /a -->", "one")  # a new file
+    assert path.read_text() == "<!-- a -->\none\n<!-- /a -->\n"
+    path.write_text("# title\n\n<!-- a -->\nold\n<!-- /a -->\n\nkept\n")
+    write_block(path, "<!-- a -->", "<!-- /a -->", "new")
+    write_block(path, "<!-- b -->", "<!-- /b -->", "other")  # absent markers: appended
+    assert path.read_text() == "# title\n\n<!-- a -->\nnew\n<!-- /a -->\n\nkept\n\n<!-- b -->\nother\n<!-- /b -->\n"
