@@ -153,9 +153,10 @@ def method_configs():
 
 @pytest.mark.parametrize(
     "algo",
-    # every method of issue 5; four in CI's fast set, the other five in the slow set (python -m pytest -m slow)
-    ["cal-ql", "rlpd", "pa-rl", "resfit"]
-    + [pytest.param(a, marks=pytest.mark.slow) for a in ("rebrac", "famo2o", "h2o", "ro2o", "moorl")],
+    # every method of issue 5; three in CI's fast set, the other six in the slow set (python -m pytest -m slow).
+    # PA-RL's (90 s on one core, mostly compiling) is slow; its chunked offline resume stays in CI (test_contract)
+    ["cal-ql", "rlpd", "resfit"]
+    + [pytest.param(a, marks=pytest.mark.slow) for a in ("pa-rl", "rebrac", "famo2o", "h2o", "ro2o", "moorl")],
 )
 def test_resume_across_the_switch_equals_an_uninterrupted_run_for_each_method(tmp_path, algo):
     config, changes = method_configs()[algo]
