@@ -105,6 +105,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 def summarise(records: list[dict]) -> dict:
     est = np.array([r["fqe"]["estimate"] for r in records])
     true = np.array([r["online"]["discounted_return"] for r in records])
+    score = np.array([r["online"]["normalized_score"] for r in records])
     low = np.array([r["fqe"]["low"] for r in records])
     high = np.array([r["fqe"]["high"] for r in records])
     error = np.abs(est - true)
@@ -123,6 +124,7 @@ def summarise(records: list[dict]) -> dict:
     return {
         "policies": len(records),
         "spearman": spearman(est, true),
+        "spearman_normalized_score": spearman(est, score),
         "pearson": float(np.corrcoef(est, true)[0, 1]) if len(records) > 2 else float("nan"),
         "mean_absolute_error": float(error.mean()),
         "median_relative_error": float(np.median(error / np.maximum(np.abs(true), 1e-8))),
@@ -157,7 +159,8 @@ def table(records: list[dict], summary: dict) -> str:
     s = summary
     lines += [
         "",
-        f"Over all {s['policies']} policies: Spearman {s['spearman']:.2f}, Pearson {s['pearson']:.2f}, mean absolute "
+        f"Over all {s['policies']} policies: Spearman {s['spearman']:.2f} (against the undiscounted normalised "
+        f"score: {s['spearman_normalized_score']:.2f}), Pearson {s['pearson']:.2f}, mean absolute "
         f"error {s['mean_absolute_error']:.1f}, median relative error {s['median_relative_error']:.0%}, the 95% "
         f"bootstrap interval covers the online value for {s['interval_coverage']:.0%}; within a dataset: mean "
         f"Spearman {s['mean_within_dataset_spearman']:.2f}, mean regret@1 {s['mean_regret_at_1_relative']:.0%} of the "
