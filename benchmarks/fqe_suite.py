@@ -34,6 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from markdown_block import write_block  # noqa: E402
 
+from offrl.train.checkpoint import atomic_write_json  # noqa: E402
+
 BEGIN, END = "<!-- fqe-suite:begin -->", "<!-- fqe-suite:end -->"
 ONLINE_SEED = 100_000
 
@@ -193,9 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i + 1}/{len(runs)}] {run_dir}", flush=True)
             record = evaluate_run(run_dir, args.members, args.steps, args.tau, args.episodes)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record, indent=2))
-            tmp.replace(path)
+            atomic_write_json(path, record)
             print(
                 f"  FQE {record['fqe']['estimate']:.1f} [{record['fqe']['low']:.1f}, {record['fqe']['high']:.1f}], "
                 f"online {record['online']['discounted_return']:.1f} ({record['seconds']:.0f} s)",

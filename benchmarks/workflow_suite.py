@@ -41,7 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from markdown_block import write_block  # noqa: E402
 from scores import SUITE_KINDS, paper_config  # noqa: E402
 
+from offrl.train.checkpoint import atomic_write_json  # noqa: E402
+
 BEGIN, END = "<!-- workflow-suite:begin -->", "<!-- workflow-suite:end -->"
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    summary = run_dir / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["step"] >= steps
 
 
 def train_run(dataset: Path, algo: str, seed: int, steps: int, interval: int, episodes: int, out: Path) -> Path:
@@ -50,8 +57,7 @@ def train_run(dataset: Path, algo: str, seed: int, steps: int, interval: int, ep
 
     name = dataset.stem
     run_dir = out / name / f"{algo}-s{seed}"
-    summary = run_dir / "summary.json"
-    if summary.exists() and json.loads(summary.read_text())["step"] >= steps:
+    if finished(run_dir, steps):
         return run_dir
     if (run_dir / "config.json").exists() and not list_checkpoints(run_dir / "checkpoints"):
         shutil.rmtree(run_dir)  # logs of a run stopped before its first checkpoint, inside --out
@@ -186,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in datasets:
             for seed in (int(s) for s in args.seeds.split(",")):
                 run_dir = out / dataset.stem / f"{algo}-s{seed}"
-                summary = run_dir / "summary.json"
-                done = summary.exists() and json.loads(summary.read_text())["step"] >= args.steps
+                done = finished(run_dir, args.steps)
                 if not done and args.table_only:
                     continue
                 if not done:
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     record = json.loads(path.read_text())
                 else:
                     record = judge(run_dir, dataset, args.tolerance)
-                    path.write_text(json.dumps(record, indent=2) + "\n")
+                    atomic_write_json(path, record)
                 print(
                     f"{record['run']}: {record['verdict']}, deploy {record['recommended_step']} "
                     f"({record['recommended_score']:.1f}; best {record['best_score']:.1f})",
