@@ -45,6 +45,7 @@ there, or appends it with those markers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import fcntl
@@ -132,6 +133,20 @@ def main(argv: list[str] | None = None) -> None:
         default="none",
         help="comma-separated data variants: none (clean) and/or corruption specs KIND:MODE:RATE[:SCALE]",
     )
+    parser.add_argument(
+        "--group",
+        action="store_true",
+        help="train the offrl runs of one algorithm and settings together, as one vmapped update loop per group "
+        "(offrl.train.group: every dataset, seed and corruption of an algorithm at once; meant for a GPU), in this "
+        "process; --jobs then applies to the d3rlpy runs only",
+    )
+    parser.add_argument(
+        "--eval-workers",
+        type=int,
+        default=0,
+        help="with --group: run the evaluations (during training and the final one) in this many worker "
+        "processes at once, one core each",
+    )
     parser.add_argument("--unit", help=argparse.SUPPRESS)  # internal: one run, as JSON (a --jobs worker)
     args = parser.parse_args(argv)
     if args.quick:
@@ -165,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
             units = [u for u in units if u.library == "offrl"]
         todo = [u for u in units if not finished(u, out, args.steps)]
         print(f"{len(units) - len(todo)} of {len(units)} runs already finished; {len(todo)} to run", flush=True)
+        if args.group:
+            run_groups([u for u in todo if u.library == "offrl"], args)
+            todo = [u for u in todo if u.library != "offrl"]
         if args.jobs > 1:
             run_in_processes(todo, args, argv if argv is not None else sys.argv[1:])
         else:
@@ -221,10 +239,11 @@ def finished(unit: Unit, out: Path, steps: int) -> bool:
     return summary.exists() and json.loads(summary.read_text())["step"] >= steps
 
 
-def run_unit(unit: Unit, args: argparse.Namespace) -> None:
-    """Run one unit unless another process is running it: each run holds an exclusive ``flock`` on a lock file
-    beside its results while it trains (the kernel drops it when the process ends, however it ends)."""
-    lock_path = Path(args.out) / unit.name / f".{unit.label.split('/')[1]}.lock"
+@contextlib.contextmanager
+def unit_lock(unit: Unit, out: Path):
+    """Yield whether this process holds the unit: each run holds an exclusive ``flock`` on a lock file beside its
+    results while it trains (the kernel drops it when the process ends, however it ends)."""
+    lock_path = out / unit.name / f".{unit.label.split('/')[1]}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as lock:
         try:
@@ -232,13 +251,57 @@ def run_unit(unit: Unit, args: argparse.Namespace) -> None:
         except BlockingIOError:
             lock.seek(0)
             print(f"{unit.label}: running in process {lock.read().strip() or '?'}, skipped", flush=True)
+            yield False
             return
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))
         lock.flush()
-        if not finished(unit, Path(args.out), args.steps):
+        yield True
+
+
+def run_unit(unit: Unit, args: argparse.Namespace) -> None:
+    """Run one unit unless another process is running it."""
+    with unit_lock(unit, Path(args.out)) as mine:
+        if mine and not finished(unit, Path(args.out), args.steps):
             _run_unit(unit, args)
+
+
+def unit_run_dir(unit: Unit, args: argparse.Namespace) -> Path:
+    """The unit's run directory; one left by a run stopped before its first checkpoint is removed (only logs)."""
+    from offrl.train.checkpoint import list_checkpoints
+
+    run_dir = Path(args.out) / unit.name / f"{unit.algo}-s{unit.seed}"
+    if (run_dir / "config.json").exists() and not list_checkpoints(run_dir / "checkpoints"):
+        print(f"{unit.label}: stopped before its first checkpoint; starting it again", flush=True)
+        shutil.rmtree(run_dir)  # only logs of a run that never reached a checkpoint, inside --out
+    return run_dir
+
+
+def unit_config(unit: Unit, args: argparse.Namespace):
+    """The TrainConfig and algorithm config of a new offrl run of the unit (the settings file's, see
+    ``paper_config``)."""
+    from offrl.train import TrainConfig
+
+    algo_config, config_file, batch_size = paper_config(unit.algo, unit.task, unit.name.split("+")[0])
+    print(f"{unit.label}: settings from {config_file}", flush=True)
+    config = TrainConfig(
+        algo=unit.algo,
+        dataset=unit.dataset,
+        task=unit.task,
+        steps=args.steps,
+        seed=unit.seed,
+        eval_interval=args.eval_interval,
+        eval_episodes=args.eval_episodes,
+        checkpoint_interval=args.checkpoint_interval,
+        output_dir=str(Path(args.out) / unit.name),
+        run_name=f"{unit.algo}-s{unit.seed}",
+        progress=False,
+        corruption=unit.corruption,
+        corruption_seed=unit.seed,
+        **({"batch_size": batch_size} if batch_size else {}),
+    )
+    return config, algo_config
 
 
 def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
@@ -264,37 +327,19 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
         shutil.rmtree(out / f".d3rlpy-{unit.algo}-s{unit.seed}", ignore_errors=True)
         print(f"{unit.label}: normalised {record['final_score']:.1f}", flush=True)
         return
-    from offrl.train import TrainConfig, resume, train
-    from offrl.train.checkpoint import list_checkpoints
+    from offrl.train import resume, train
 
-    run_dir = out / f"{unit.algo}-s{unit.seed}"
-    if (run_dir / "config.json").exists() and not list_checkpoints(run_dir / "checkpoints"):
-        print(f"{unit.label}: stopped before its first checkpoint; starting it again", flush=True)
-        shutil.rmtree(run_dir)  # only logs of a run that never reached a checkpoint, inside --out
+    run_dir = unit_run_dir(unit, args)
     if (run_dir / "config.json").exists():
         resume(run_dir, steps=args.steps, progress=False)
     else:
-        algo_config, config_file, batch_size = paper_config(unit.algo, unit.task, unit.name.split("+")[0])
-        print(f"{unit.label}: settings from {config_file}", flush=True)
-        config = TrainConfig(
-            algo=unit.algo,
-            dataset=unit.dataset,
-            task=unit.task,
-            steps=args.steps,
-            seed=unit.seed,
-            eval_interval=args.eval_interval,
-            eval_episodes=args.eval_episodes,
-            checkpoint_interval=args.checkpoint_interval,
-            output_dir=str(out),
-            run_name=run_dir.name,
-            progress=False,
-            corruption=unit.corruption,
-            corruption_seed=unit.seed,
-            **({"batch_size": batch_size} if batch_size else {}),
-        )
-        train(config, algo_config)
+        train(*unit_config(unit, args))
     if args.final_episodes:
         final_evaluation(run_dir, args.final_episodes)
+    report(unit, run_dir)
+
+
+def report(unit: Unit, run_dir: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     print(
         f"{unit.label}: normalised {summary['eval/normalized_score']:.1f} "
@@ -302,6 +347,52 @@ def _run_unit(unit: Unit, args: argparse.Namespace) -> None:
         f"{summary['updates_per_second']:.0f} updates/s",
         flush=True,
     )
+
+
+def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
+    """Train the offrl units as groups (``offrl.train.group``): one per algorithm and settings, and per dataset for
+    an algorithm whose update reads the whole training set. Units another process holds are left to it."""
+    from offrl.algos import get_algorithm
+    from offrl.train.checkpoint import CheckpointError
+    from offrl.train.group import resume_group, train_group
+
+    groups: dict[tuple, list[Unit]] = {}
+    for unit in units:
+        algo_config, _, batch_size = paper_config(unit.algo, unit.task, unit.name.split("+")[0])
+        own_data = unit.dataset if get_algorithm(unit.algo).bind_dataset is not None else ""
+        key = (unit.algo, repr(algo_config), batch_size, own_data)
+        groups.setdefault(key, []).append(unit)
+    out = Path(args.out)
+    for members in groups.values():
+        with contextlib.ExitStack() as locks:
+            mine = [u for u in members if locks.enter_context(unit_lock(u, out)) and not finished(u, out, args.steps)]
+            if not mine:
+                continue
+            dirs = {u: unit_run_dir(u, args) for u in mine}
+            started = [u for u in mine if (dirs[u] / "config.json").exists()]
+            fresh = [u for u in mine if u not in started]
+            print(f"group of {len(mine)} {mine[0].algo} runs: {len(started)} to resume, {len(fresh)} new", flush=True)
+            results = []
+            if started:
+                try:
+                    results += resume_group(
+                        [dirs[u] for u in started], steps=args.steps, progress=False, eval_workers=args.eval_workers
+                    )
+                except CheckpointError as e:  # stopped at different steps (other groups): one at a time
+                    print(f"{e}; resuming them one at a time", flush=True)
+                    for u in started:
+                        _run_unit(u, args)
+            if fresh:
+                configs = [unit_config(u, args) for u in fresh]
+                results += train_group([c for c, _ in configs], configs[0][1], eval_workers=args.eval_workers)
+            for result in results:
+                if result.error:
+                    print(f"{result.run_dir}: stopped: {result.error}", flush=True)
+            done = [u for u in mine if finished(u, out, args.steps)]
+            if args.final_episodes:
+                final_evaluations([dirs[u] for u in done], args.final_episodes, args.eval_workers)
+            for u in done:
+                report(u, dirs[u])
 
 
 def run_in_processes(units: list[Unit], args: argparse.Namespace, argv: list[str]) -> None:
@@ -382,6 +473,32 @@ def final_evaluation(run_dir: Path, episodes: int) -> dict:
     record = {"episodes": episodes, "seed": FINAL_EVAL_SEED, "step": policy.metadata.get("step"), **result.summary()}
     atomic_write_json(path, record)
     return record
+
+
+def final_evaluations(run_dirs: list[Path], episodes: int, workers: int) -> None:
+    """``final_evaluation`` of each run, in ``workers`` processes at once (0: here, one after another)."""
+    if workers < 1:
+        for run_dir in run_dirs:
+            final_evaluation(run_dir, episodes)
+        return
+    from offrl.train.checkpoint import list_checkpoints
+    from offrl.train.evaluation_pool import EvaluationPool
+
+    todo = []
+    for run_dir in run_dirs:
+        path = run_dir / "final_eval.json"
+        step = json.loads((run_dir / "summary.json").read_text())["step"]
+        cached = json.loads(path.read_text()) if path.exists() else {}
+        if cached.get("episodes") != episodes or cached.get("step") != step:
+            todo.append((run_dir, list_checkpoints(run_dir / "checkpoints")[-1]))
+    if not todo:
+        return
+    with EvaluationPool(min(workers, len(todo))) as pool:
+        results = pool.evaluate([(checkpoint, episodes, FINAL_EVAL_SEED) for _, checkpoint in todo])
+    for (run_dir, checkpoint), result in zip(todo, results, strict=True):
+        step = json.loads(checkpoint.with_suffix(".json").read_text()).get("step")
+        record = {"episodes": episodes, "seed": FINAL_EVAL_SEED, "step": step, **result.summary()}
+        atomic_write_json(run_dir / "final_eval.json", record)
 
 
 def _best_evaluation(run_dir: Path) -> float:

@@ -15,6 +15,10 @@ CQL, Cal-QL, AWAC, ReBRAC, PRDC), configured with offrl's network sizes and batc
     python benchmarks/throughput.py --no-peer       # offrl only
     python benchmarks/throughput.py --json out.json
     python benchmarks/throughput.py --algos cql --updates 500 --peer-updates 50
+    python benchmarks/throughput.py --algos iql,cql --members 1,3,15 --no-peer   # groups of runs (a GPU's case)
+
+``--members N`` also times a group of N runs trained together (``offrl.train.group``: N seeds vmapped in one
+update loop, sharing the data) and reports the updates/s of each member and of the group (N times that).
 """
 
 from __future__ import annotations
@@ -131,6 +135,59 @@ def bench_offrl(
     }
 
 
+def bench_group(
+    algo_name: str,
+    arrays: dict[str, np.ndarray],
+    members: int,
+    updates: int,
+    repeats: int,
+    updates_per_call: int,
+    block_seconds: float = 0.0,
+) -> dict[str, float]:
+    """Like ``bench_offrl`` for a group of ``members`` runs (seeds 0..N-1) in one vmapped loop."""
+    import jax
+    import jax.numpy as jnp
+
+    from offrl.algos import get_algorithm
+    from offrl.algos.base import Spec, training_update
+    from offrl.train.engine import GroupUpdateLoop, metric_names
+
+    algo = get_algorithm(algo_name)
+    config = algo.configure_for_training(algo.config_class(), 1_000_000)
+    spec = Spec((OBS_DIM,), ACTION_DIM, discrete=not algo.supports_continuous)
+    single = [algo.init(jax.random.PRNGKey(seed), spec, config) for seed in range(members)]
+    agents = jax.tree.map(lambda *xs: jnp.stack(xs), *single)
+    keys = jnp.stack([jax.random.PRNGKey(1000 + seed) for seed in range(members)])
+    arrays = arrays_for(algo_name, arrays)
+    data = jax.device_put(arrays)
+    sizes, slots = jnp.array([SIZE], jnp.int32), jnp.zeros(members, jnp.int32)
+    update = training_update(algo, config, arrays)
+    loop = GroupUpdateLoop(update, BATCH)
+    names = metric_names(update, single[0], data, BATCH)
+    start = time.perf_counter()
+    agents, keys, _ = loop.run(agents, keys, slots, data, sizes, updates_per_call, names)  # compile + warm-up
+    warm_seconds = time.perf_counter() - start - loop.compile_seconds
+    warm_rate = updates_per_call / max(warm_seconds, 1e-9)
+    calls = max(1, updates // updates_per_call)
+    if block_seconds > 0:
+        calls = max(1, round(block_seconds * warm_rate / updates_per_call))
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            agents, keys, _ = loop.run(agents, keys, slots, data, sizes, updates_per_call, names)
+        rates.append(calls * updates_per_call / (time.perf_counter() - start))
+    return {
+        "members": members,
+        "updates_per_second": statistics.median(rates),  # of each member
+        "group_updates_per_second": members * statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "compile_seconds": loop.compile_seconds,
+        "updates_per_block": calls * updates_per_call,
+    }
+
+
 PEER_ALGOS = ("iql", "td3bc", "cql", "cal-ql", "awac", "rebrac", "prdc")
 
 
@@ -227,6 +284,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--block-seconds", type=float, default=0.0, help="size each timed block to about this many seconds instead"
     )
+    parser.add_argument(
+        "--members",
+        default="",
+        help="comma-separated group sizes to time besides the single run, e.g. 3,15 (offrl.train.group)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip d3rlpy even when installed")
     parser.add_argument("--peer-device", default="cpu:0", help="d3rlpy's device, e.g. cuda:0 on a GPU machine")
     parser.add_argument(
@@ -251,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "batch_size": BATCH,
         "offrl": {},
+        "offrl_groups": {},
         "d3rlpy": {},
     }
     for name in [] if args.no_offrl else names:
@@ -263,6 +326,18 @@ def main(argv: list[str] | None = None) -> dict:
             f"compile {r['compile_seconds']:.1f} s)",
             flush=True,
         )
+        for members in [int(m) for m in args.members.split(",") if m.strip() and int(m) > 1]:
+            g = bench_group(
+                name, arrays, members, args.updates, args.repeats, args.updates_per_call, args.block_seconds
+            )
+            result["offrl_groups"][f"{name}x{members}"] = g
+            gain = g["group_updates_per_second"] / r["updates_per_second"]
+            print(
+                f"offrl  {name:12s} x{members:<3d} {g['updates_per_second']:8.1f} updates/s per member, "
+                f"{g['group_updates_per_second']:9.1f} in all ({gain:.2f}x the single run; "
+                f"compile {g['compile_seconds']:.1f} s)",
+                flush=True,
+            )
     result["offrl_peak_memory_mb"] = peak_memory_mb()
     print(f"peak memory (RSS) of the offrl runs: {result['offrl_peak_memory_mb']:.0f} MB", flush=True)
     peer = not args.no_peer

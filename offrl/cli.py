@@ -25,6 +25,8 @@ TRAIN_EXAMPLES = """examples:
   offrl train --algo td3bc --dataset ../shared/data/hopper-medium.hdf5 --task hopper --steps 200000
   offrl train --algo iql --expectile 0.9 --beta 10 --dataset data.npz
   offrl train --resume runs/iql-pendulum-mixed-s0-20260101-120000
+  offrl train --algo td3bc --seeds 0,1,2,3,4    five seeds at once, one vmapped loop (fills a GPU); a run each
+  offrl train --resume RUN_DIR RUN_DIR ...      continue such a group together
   offrl train --algo td3bc --help               TD3+BC's own options
   offrl train --algo recoil --dataset mixed.npz --expert-dataset demos.hdf5 --expert-episodes 5
                                                 imitation: the demonstrations mark what to imitate in the data
@@ -131,7 +133,14 @@ def _train_parser(algo_name: str) -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR from its newest checkpoint (with --steps: to that new total)",
+        nargs="+",
+        help="continue the run in RUN_DIR from its newest checkpoint (with --steps: to that new total); several "
+        "RUN_DIRs continue as one group (see --seeds)",
+    )
+    run.add_argument(
+        "--seeds",
+        help="comma-separated seeds: train one run per seed together, as one vmapped update loop "
+        "(offrl.train.group; several runs for the cost of about one on a GPU); instead of --seed",
     )
     _add_dataclass_options(run, TrainConfig)
     group = parser.add_argument_group(f"{algo.name} options ({algo.description})")
@@ -153,21 +162,54 @@ def cmd_train(argv: list[str]) -> int:
 
     if args.resume:
         _only_steps_and_progress(parser, args, TrainConfig, get_algorithm(algo_name).config_class)
-        result = resume(args.resume, steps=getattr(args, "steps", None), progress=getattr(args, "progress", None))
+        if args.seeds:
+            parser.error("--seeds starts new runs; --resume continues the runs it names")
+        steps, progress = getattr(args, "steps", None), getattr(args, "progress", None)
+        if len(args.resume) == 1:
+            results = [resume(args.resume[0], steps=steps, progress=progress)]
+        else:
+            from offrl.train.group import resume_group
+
+            results = resume_group(args.resume, steps=steps, progress=progress)
     else:
         train_options = _pick(args, TrainConfig)
         algo = get_algorithm(train_options.get("algo", "iql"))
-        if not train_options.get("run_name"):
-            dataset = train_options.get("dataset", TrainConfig.dataset)
-            stem = Path(dataset).stem if Path(dataset).suffix else Path(dataset).name
-            train_options["run_name"] = (
-                f"{algo.name}-{stem}-s{train_options.get('seed', 0)}-{time.strftime('%Y%m%d-%H%M%S')}"
-            )
-        config = TrainConfig(**train_options)
+        seeds = [train_options.get("seed", 0)]
+        if args.seeds:
+            if "seed" in train_options:
+                parser.error("give --seed or --seeds, not both")
+            try:
+                seeds = [int(s) for s in args.seeds.split(",")]
+            except ValueError:
+                parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
+            if len(set(seeds)) < len(seeds):
+                parser.error(f"--seeds repeats a seed: {args.seeds}")
+        dataset = train_options.get("dataset", TrainConfig.dataset)
+        stem = Path(dataset).stem if Path(dataset).suffix else Path(dataset).name
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        configs = []
+        for seed in seeds:
+            options = {**train_options, "seed": seed}
+            if not train_options.get("run_name"):
+                options["run_name"] = f"{algo.name}-{stem}-s{seed}-{stamp}"
+            elif args.seeds:
+                options["run_name"] = f"{train_options['run_name']}-s{seed}"
+            configs.append(TrainConfig(**options))
         algo_config = algo.config_class(**_pick(args, algo.config_class))
-        result = train(config, algo_config)
-    _print_result(result)
-    return 0
+        if args.seeds:
+            from offrl.train.group import train_group
+
+            results = train_group(configs, algo_config)
+        else:
+            results = [train(configs[0], algo_config)]
+    failed = 0
+    for result in results:
+        if result.error is not None:
+            print(f"{result.run_dir}: stopped: {result.error}", file=sys.stderr)
+            failed += 1
+        else:
+            _print_result(result)
+    return 1 if failed else 0
 
 
 def _print_result(result: Any) -> None:

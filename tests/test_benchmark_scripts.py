@@ -77,6 +77,31 @@ def test_a_run_another_process_is_training_is_skipped_and_a_left_over_lock_file_
     assert (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists()
 
 
+def test_scores_trains_groups_resumes_them_and_reads_their_runs_like_any_other(tmp_path, capsys):
+    scores = script("scores")
+    argv = [
+        "--datasets", "pendulum-mixed,pendulum-random", "--task", "pendulum", "--algos", "bc", "--seeds", "0,1",
+        "--steps", "200", "--eval-interval", "100", "--eval-episodes", "1", "--final-episodes", "2",
+        "--checkpoint-interval", "100", "--out", str(tmp_path / "bench"), "--group",
+    ]  # fmt: skip
+    (tmp_path / "bench" / "pendulum-random").mkdir(parents=True)
+    (tmp_path / "bench" / "pendulum-random" / ".bc-s1.lock").write_text("")
+    with open(tmp_path / "bench" / "pendulum-random" / ".bc-s1.lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process trains this one: the group goes on without it
+        scores.main(argv)
+    printed = capsys.readouterr().out
+    assert (
+        "group of 3 bc runs: 0 to resume, 3 new" in printed and "pendulum-random/bc-s1: running in process" in printed
+    )
+    run = tmp_path / "bench" / "pendulum-mixed" / "bc-s1"
+    assert json.loads((run / "config.json").read_text())["group"] == {"members": 3, "index": 2}
+    assert json.loads((run / "final_eval.json").read_text())["episodes"] == 2
+    scores.main(argv)  # the one left over trains now, alone
+    printed = capsys.readouterr().out
+    assert "3 of 4 runs already finished; 1 to run" in printed and "group of 1 bc runs" in printed
+    assert printed.count("| pendulum-") == 2
+
+
 def test_scores_needs_datasets(capsys):
     with pytest.raises(SystemExit):
         script("scores").main(["--out", "x"])

@@ -61,6 +61,22 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert not (tmp_path / "x.hdf5").exists()
 
 
+def test_train_several_seeds_as_one_group_then_resume_it(tmp_path, capsys):
+    small = ["--algo", "td3bc", "--batch-size", "32", "--hidden-dims", "32,32", "--updates-per-call", "50"]
+    small += ["--eval-interval", "0", "--eval-episodes", "1", "--output-dir", str(tmp_path), "--no-progress"]
+    assert main(["train", *small, "--steps", "100", "--seeds", "0,2", "--run-name", "g"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("run directory") == 2 and "100 updates" in out
+    runs = [tmp_path / "g-s0", tmp_path / "g-s2"]
+    assert [json.loads((r / "config.json").read_text())["train"]["seed"] for r in runs] == [0, 2]
+    assert main(["train", "--resume", *map(str, runs), "--steps", "150", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("150 updates") == 2
+    for bad in (["--seeds", "0,0"], ["--seeds", "0,x"], ["--seeds", "0,1", "--seed", "3"]):
+        with pytest.raises(SystemExit):
+            main(["train", *small, *bad])
+        assert "seed" in capsys.readouterr().err
+
+
 def test_train_help_documents_run_and_algorithm_options(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--algo", "iql", "--help"])

@@ -37,11 +37,14 @@ def sample_batch(data: Batch, key: jax.Array, batch_size: int) -> Batch:
     return {name: column[idx] for name, column in data.items()}
 
 
-def _chunk(update: UpdateFn, batch_size: int, agent: Any, key: jax.Array, data: Batch, num_updates: int):
+def _scan_updates(update: UpdateFn, draw: Any, agent: Any, key: jax.Array, data: Batch, num_updates: int):
+    """``num_updates`` updates, each on the batch ``draw(key)`` gives; the metrics' means and the first non-finite
+    (any, step, metric index), all on the device."""
+
     def body(carry, _):
         agent, key = carry
         key, batch_key = jax.random.split(key)
-        agent, metrics = update(agent, sample_batch(data, batch_key, batch_size), data)
+        agent, metrics = update(agent, draw(batch_key), data)
         return (agent, key), metrics
 
     (agent, key), metrics = jax.lax.scan(body, (agent, key), None, length=num_updates)
@@ -53,6 +56,10 @@ def _chunk(update: UpdateFn, batch_size: int, agent: Any, key: jax.Array, data: 
     bad_metric = jnp.argmax(bad[:, bad_step])
     means = stacked.mean(axis=1)
     return agent, key, means, (any_bad, bad_step, bad_metric)
+
+
+def _chunk(update: UpdateFn, batch_size: int, agent: Any, key: jax.Array, data: Batch, num_updates: int):
+    return _scan_updates(update, lambda k: sample_batch(data, k, batch_size), agent, key, data, num_updates)
 
 
 class UpdateLoop:
@@ -101,3 +108,87 @@ def metric_names(update: UpdateFn, agent: Any, data: Batch, batch_size: int) -> 
     batch = jax.eval_shape(lambda d: sample_batch(d, jax.random.PRNGKey(0), batch_size), data)
     _, metrics = jax.eval_shape(update, agent, batch, data)
     return sorted(metrics)
+
+
+def _group_chunk(
+    update: UpdateFn,
+    batch_size: int,
+    agents: Any,
+    keys: jax.Array,
+    slots: jax.Array,
+    data: Batch,
+    sizes: jax.Array,
+    num_updates: int,
+):
+    """The chunk of every member of a group at once (``vmap``). With one dataset (``sizes`` of length 1) the data
+    is the plain ``[N, ...]`` columns, shared, and batches are drawn exactly as in ``_chunk``; with several, every
+    column is ``[D, N_max, ...]`` (zero padded), member ``i`` draws rows ``< sizes[slots[i]]`` of dataset
+    ``slots[i]``, and the update gets no ``data`` (updates that read the whole training set need one dataset)."""
+    shared = sizes.shape[0] == 1
+
+    def member(agent: Any, key: jax.Array, slot: jax.Array):
+        if shared:
+            return _chunk(update, batch_size, agent, key, data, num_updates)
+
+        def draw(batch_key: jax.Array) -> Batch:
+            idx = jax.random.randint(batch_key, (batch_size,), 0, sizes[slot])
+            return {name: column[slot, idx] for name, column in data.items()}
+
+        return _scan_updates(update, draw, agent, key, {}, num_updates)
+
+    return jax.vmap(member)(agents, keys, slots)
+
+
+class GroupUpdateLoop:
+    """``UpdateLoop`` for a group of runs of one algorithm trained together: the agents (and sampling keys) are
+    stacked on a leading member axis and every jitted call runs ``num_updates`` updates of every member. A group
+    fills a GPU that one run of small networks leaves mostly idle; on a CPU it saves nothing."""
+
+    def __init__(self, update: UpdateFn, batch_size: int):
+        self._jitted = jax.jit(
+            lambda agents, keys, slots, data, sizes, k: _group_chunk(
+                update, batch_size, agents, keys, slots, data, sizes, k
+            ),
+            static_argnums=(5,),
+            donate_argnums=(0, 1),
+        )
+        self._compiled: dict[tuple[int, int], Any] = {}
+        self.compile_seconds = 0.0
+        self.update_seconds = 0.0
+        self.updates_done = 0  # per member
+
+    def run(
+        self,
+        agents: Any,
+        keys: jax.Array,
+        slots: jax.Array,
+        data: Batch,
+        sizes: jax.Array,
+        num_updates: int,
+        metric_names: list[str],
+    ) -> tuple[Any, jax.Array, list[ChunkResult]]:
+        """One call; a new shape (another chunk length or number of members) compiles first, timed apart."""
+        shape = (num_updates, int(slots.shape[0]))
+        if shape not in self._compiled:
+            start = time.perf_counter()
+            self._compiled[shape] = self._jitted.lower(agents, keys, slots, data, sizes, num_updates).compile()
+            self.compile_seconds += time.perf_counter() - start
+        compiled = self._compiled[shape]
+        start = time.perf_counter()
+        agents, keys, means, (any_bad, bad_step, bad_metric) = compiled(agents, keys, slots, data, sizes)
+        means_host, any_bad_host, step_host, metric_host = jax.device_get((means, any_bad, bad_step, bad_metric))
+        seconds = time.perf_counter() - start
+        self.update_seconds += seconds
+        self.updates_done += num_updates
+        results = []
+        for i in range(np.asarray(means_host).shape[0]):
+            metrics = {name: float(v) for name, v in zip(metric_names, np.asarray(means_host[i]), strict=False)}
+            bad = bool(any_bad_host[i])
+            problem = (int(step_host[i]), metric_names[int(metric_host[i])]) if bad else None
+            results.append(ChunkResult(metrics, problem, seconds))
+        return agents, keys, results
+
+    @property
+    def updates_per_second(self) -> float:
+        """Updates per second of each member (the group's total is this times the number of members)."""
+        return self.updates_done / self.update_seconds if self.update_seconds > 0 else 0.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,8 @@ class RunResult:
     behaviour_normalized_score: float | None
     updates_per_second: float
     compile_seconds: float
+    #: Why the run stopped early (a member of a group whose loss turned non-finite); ``None`` when it finished.
+    error: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,15 +307,11 @@ def train(
             "--run-name / --output-dir"
         )
     return _execute(
-        config,
-        algo,
-        algo_config,
-        source,
+        RunInputs(config, algo, algo_config, source, expert),
         run_dir,
         resume_checkpoint=None,
         loggers=loggers,
         stop_after=stop_after,
-        expert=expert,
     )
 
 
@@ -338,6 +337,25 @@ def resume(
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its newest checkpoint (optionally to a new total of ``steps``)."""
     run_dir = Path(run_dir)
+    inputs = resume_inputs(run_dir, steps=steps, progress=progress)
+    return _execute(
+        inputs, run_dir, resume_checkpoint=newest_checkpoint(run_dir), loggers=loggers, stop_after=stop_after
+    )
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run trains on, as ``train`` or ``resume`` resolved it: settings, algorithm and loaded data."""
+
+    config: TrainConfig
+    algo: Algorithm
+    algo_config: Any
+    source: DataSource
+    expert: DataSource | None = None
+
+
+def resume_inputs(run_dir: Path, *, steps: int | None = None, progress: bool | None = None) -> RunInputs:
+    """The settings and data of the run in ``run_dir``, checked against what it recorded (for resuming it)."""
     saved = read_run_config(run_dir)
     if saved.get("kind") == "online":
         raise ValueError(f"{run_dir} is an online run; continue it with `offrl train-online --resume`")
@@ -348,13 +366,12 @@ def resume(
         config = dataclasses.replace(config, progress=progress)
     algo = get_algorithm(config.algo)
     algo_config = _config_from_json(algo.config_class, saved["algo_config"])
-    checkpoint = newest_checkpoint(run_dir)
     source = resolve_dataset(
         saved["dataset"]["path"] if not saved["dataset"].get("builtin") else config.dataset,
         config.task,
         config.max_episode_steps,
     )
-    # runs written before 2026-11-27 recorded only the fingerprint of the data trained on (checked in _execute)
+    # runs written before 2026-11-27 recorded only the fingerprint of the data trained on (checked in _prepare)
     if "training_fingerprint" in saved["dataset"] and source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
         raise CheckpointError(
             f"the dataset {source.path} differs from the one this run trained on (fingerprint "
@@ -372,32 +389,47 @@ def resume(
                 f"the expert demonstrations {expert.path} differ from the ones this run trained on (fingerprint "
                 f"{recorded['fingerprint'][:12]}...); resume needs the same data"
             )
-    return _execute(
-        config,
-        algo,
-        algo_config,
-        source,
-        run_dir,
-        resume_checkpoint=checkpoint,
-        loggers=loggers,
-        stop_after=stop_after,
-        expert=expert,
-    )
+    return RunInputs(config, algo, algo_config, source, expert)
 
 
-def _execute(
-    config: TrainConfig,
-    algo: Algorithm,
-    algo_config: Any,
-    source: DataSource,
+@dataclass
+class PreparedRun:
+    """One run ready to train: its device data, agent and sampling key at ``step``, and what its files record."""
+
+    inputs: RunInputs
+    run_dir: Path
+    task: Task | None
+    transforms: Transforms
+    arrays: dict[str, np.ndarray]  # the training columns as the algorithm sees them (host)
+    agent: Any
+    sample_key: jax.Array
+    step: int
+    resumed: bool
+    metadata: dict[str, Any]
+    behaviour: float | None
+
+    def write_config(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", self.metadata)
+
+
+def prepare_run(
+    inputs: RunInputs,
     run_dir: Path,
-    *,
     resume_checkpoint: Path | None,
-    loggers: list[Logger] | None,
-    stop_after: int | None,
-    expert: DataSource | None = None,
-) -> RunResult:
-    began = time.perf_counter()
+    extra_metadata: dict[str, Any] | None = None,
+    write: bool = True,
+) -> PreparedRun:
+    """Build the training data (corruption, demonstrations, transforms, derived columns), the agent (new or from
+    ``resume_checkpoint``) and the run's metadata, and write ``config.json`` (``write``; else ``write_config``
+    does, once the caller's own checks passed)."""
+    config, algo, algo_config, source, expert = (
+        inputs.config,
+        inputs.algo,
+        inputs.algo_config,
+        inputs.source,
+        inputs.expert,
+    )
     dataset = source.dataset
     if config.corruption:  # the same rows and noise on every run with this corruption and seed (resume included)
         dataset = corrupt(dataset, Corruption.parse(config.corruption, config.corruption_seed))
@@ -422,7 +454,6 @@ def _execute(
         arrays["actions"] = dataset.actions.astype(np.int32)
     for name in algo.extra_columns:  # e.g. Cal-QL's Monte-Carlo returns, on the rewards the algorithm sees
         arrays[name] = derived_column(name, dataset, arrays, getattr(algo_config, "discount", 0.99))
-    data = jax.device_put(arrays)
 
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))
     agent = algo.init(init_key, spec, algo_config)
@@ -447,6 +478,7 @@ def _execute(
             "episodes": dataset.num_episodes,
             "builtin": source.builtin,
         },
+        **(extra_metadata or {}),
     }
     if expert is not None:
         metadata["expert_dataset"] = {
@@ -469,88 +501,190 @@ def _execute(
         state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
         metadata = keep_first_runtime(metadata, run_dir)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", metadata)
-
-    sinks = open_sinks(run_dir, step if resume_checkpoint is not None else None, loggers)
-    bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {source.name}")
     behaviour = behaviour_score(behaviour_data, task)
-    update = training_update(algo, algo_config, arrays)
-    loop = UpdateLoop(update, config.batch_size)
-    names = metric_names(update, agent, data, config.batch_size)
-    checkpoint_interval = config.checkpoint_interval or config.eval_interval or config.steps
-    end = min(config.steps, stop_after) if stop_after is not None else config.steps
+    run = PreparedRun(
+        inputs,
+        run_dir,
+        task,
+        transforms,
+        arrays,
+        agent,
+        sample_key,
+        step,
+        resume_checkpoint is not None,
+        metadata,
+        behaviour,
+    )
+    if write:
+        run.write_config()
+    return run
 
-    def save(at: int) -> None:
-        save_checkpoint(
-            run_dir / "checkpoints",
-            at,
-            {"agent": agent, "sample_key": sample_key, "step": at},
-            metadata,
-            keep_last=config.keep_checkpoints,
+
+class RunFiles:
+    """The host side of a run while it trains: metric records (averaged over each log interval), evaluations,
+    checkpoints and the summary. The update loop (one run, or a vmapped group) only hands it chunk results."""
+
+    def __init__(self, run: PreparedRun, loggers: list[Logger] | None):
+        self.run = run
+        self.config = run.inputs.config
+        self.sinks = open_sinks(run.run_dir, run.step if run.resumed else None, loggers)
+        self.checkpoint_interval = self.config.checkpoint_interval or self.config.eval_interval or self.config.steps
+        self.last_eval: EvaluationResult | None = None
+        self.last_eval_step = -1
+        self.last_checkpoint: Path | None = None
+        self._window: dict[str, float] = {}
+        self._window_updates, self._window_seconds = 0, 0.0
+
+    def boundaries(self, step: int, end: int) -> list[int]:
+        """The steps at which this run must next stop the update loop (log, checkpoint, evaluation, end)."""
+        found = [end, _next_multiple(step, self.config.log_interval), _next_multiple(step, self.checkpoint_interval)]
+        if self.config.eval_interval:
+            found.append(_next_multiple(step, self.config.eval_interval))
+        return found
+
+    def non_finite_error(self, step: int, problem: tuple[int, str]) -> NonFiniteLossError:
+        offset, metric = problem
+        return NonFiniteLossError(
+            f"non-finite {metric} at update {step + offset + 1}; training stopped "
+            f"({last_good_checkpoint(self.run.run_dir)}). Check the data "
+            "(offrl dataset info), lower the learning rates or enable normalisation"
         )
 
-    def run_evaluation(at: int) -> EvaluationResult:
+    def after_chunk(
+        self,
+        step: int,
+        k: int,
+        metrics: dict[str, float],
+        seconds: float,
+        end: int,
+        state: Callable[[], tuple[Any, Any]],
+        compile_seconds: float,
+        evaluate_here: bool = True,
+    ) -> bool:
+        """Record a chunk of ``k`` updates that ended at ``step``; log, evaluate and checkpoint where due.
+        ``state()`` gives ``(agent, sample_key)``, asked for only when an evaluation or a checkpoint is due. With
+        ``evaluate_here`` false a due evaluation is left to the caller (it gets a checkpoint at this step to
+        evaluate, ``last_checkpoint``): the return value says whether one is due."""
+        for name, value in metrics.items():
+            self._window[name] = self._window.get(name, 0.0) + value * k
+        self._window_updates += k
+        self._window_seconds += seconds
+        if step % self.config.log_interval == 0 or step == end:
+            record = {name: total / self._window_updates for name, total in self._window.items()}
+            seconds_total = self._window_seconds
+            record["time/updates_per_second"] = self._window_updates / seconds_total if seconds_total else 0.0
+            record["time/compile_seconds"] = compile_seconds
+            for sink in self.sinks:
+                sink.log(step, record, "train")
+            self._window, self._window_updates, self._window_seconds = {}, 0, 0.0
+        evaluate = bool(
+            self.run.task is not None and self.config.eval_interval and step % self.config.eval_interval == 0
+        )
+        checkpoint = step % self.checkpoint_interval == 0 or step == end or (evaluate and not evaluate_here)
+        if (evaluate and evaluate_here) or checkpoint:
+            agent, sample_key = state()
+            if evaluate and evaluate_here:
+                self.evaluate(step, agent)
+            if checkpoint:
+                self.save(step, agent, sample_key)
+        return evaluate and not evaluate_here
+
+    def save(self, step: int, agent: Any, sample_key: Any) -> None:
+        self.last_checkpoint = save_checkpoint(
+            self.run.run_dir / "checkpoints",
+            step,
+            {"agent": agent, "sample_key": sample_key, "step": step},
+            self.run.metadata,
+            keep_last=self.config.keep_checkpoints,
+        )
+
+    @property
+    def evaluation_seed(self) -> int:
+        return 10_000 + self.config.seed * 1000
+
+    def evaluate(self, step: int, agent: Any) -> EvaluationResult:
+        task = self.run.task
         assert task is not None
-        result = evaluate_agent(algo, agent, transforms, task, config.eval_episodes, seed=10_000 + config.seed * 1000)
-        for sink in sinks:
-            sink.log(at, result.summary(), "eval")
-        bar.evaluation(result.normalized_mean)
+        algo, transforms = self.run.inputs.algo, self.run.transforms
+        result = evaluate_agent(algo, agent, transforms, task, self.config.eval_episodes, self.evaluation_seed)
+        self.record_evaluation(step, result)
         return result
 
-    last_eval: EvaluationResult | None = None
-    window: dict[str, float] = {}
-    window_updates, window_seconds = 0, 0.0
-    try:
-        while step < end:
-            boundaries = [end, _next_multiple(step, config.log_interval), _next_multiple(step, checkpoint_interval)]
-            if config.eval_interval:
-                boundaries.append(_next_multiple(step, config.eval_interval))
-            k = min(config.updates_per_call, min(boundaries) - step)
-            agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
-            if chunk.non_finite is not None:
-                offset, metric = chunk.non_finite
-                raise NonFiniteLossError(
-                    f"non-finite {metric} at update {step + offset + 1}; training stopped "
-                    f"({last_good_checkpoint(run_dir)}). Check the data "
-                    "(offrl dataset info), lower the learning rates or enable normalisation"
-                )
-            for name, value in chunk.metrics.items():
-                window[name] = window.get(name, 0.0) + value * k
-            window_updates += k
-            window_seconds += chunk.seconds
-            step += k
-            bar.advance(k, chunk.metrics, k / chunk.seconds if chunk.seconds > 0 else 0.0)
-            if step % config.log_interval == 0 or step == end:
-                record = {name: total / window_updates for name, total in window.items()}
-                record["time/updates_per_second"] = window_updates / window_seconds if window_seconds else 0.0
-                record["time/compile_seconds"] = loop.compile_seconds
-                for sink in sinks:
-                    sink.log(step, record, "train")
-                window, window_updates, window_seconds = {}, 0, 0.0
-            if task is not None and config.eval_interval and step % config.eval_interval == 0:
-                last_eval = run_evaluation(step)
-            if step % checkpoint_interval == 0 or step == end:
-                save(step)
-        if task is not None and (last_eval is None or not config.eval_interval or step % config.eval_interval):
-            last_eval = run_evaluation(step)
-    finally:
-        bar.close()
-        for sink in sinks:
+    def record_evaluation(self, step: int, result: EvaluationResult) -> None:
+        for sink in self.sinks:
+            sink.log(step, result.summary(), "eval")
+        self.last_eval, self.last_eval_step = result, step
+
+    def needs_final_evaluation(self, step: int) -> bool:
+        config = self.config
+        return self.run.task is not None and (
+            self.last_eval is None or not config.eval_interval or step % config.eval_interval != 0
+        )
+
+    def finish(self, step: int, agent: Any) -> None:
+        """The final evaluation (unless the last chunk ended on one)."""
+        if self.needs_final_evaluation(step):
+            self.evaluate(step, agent)
+
+    def close(self) -> None:
+        for sink in self.sinks:
             sink.close()
 
-    summary = {
-        "step": step,
-        "updates_per_second": loop.updates_per_second,
-        "compile_seconds": loop.compile_seconds,
-        "behaviour_normalized_score": behaviour,
-        **({k: v for k, v in last_eval.summary().items()} if last_eval else {}),
-        "task": task.name if task else None,
-        "wall_seconds": time.perf_counter() - began,  # of this invocation (a resumed run: the resumed part)
-    }
-    atomic_write_json(run_dir / "summary.json", summary)
-    return RunResult(run_dir, step, agent, last_eval, behaviour, loop.updates_per_second, loop.compile_seconds)
+    def write_summary(
+        self, step: int, agent: Any, updates_per_second: float, compile_seconds: float, wall_seconds: float
+    ) -> RunResult:
+        summary = {
+            "step": step,
+            "updates_per_second": updates_per_second,
+            "compile_seconds": compile_seconds,
+            "behaviour_normalized_score": self.run.behaviour,
+            **({k: v for k, v in self.last_eval.summary().items()} if self.last_eval else {}),
+            "task": self.run.task.name if self.run.task else None,
+            "wall_seconds": wall_seconds,  # of this invocation (a resumed run: the resumed part)
+        }
+        atomic_write_json(self.run.run_dir / "summary.json", summary)
+        return RunResult(
+            self.run.run_dir, step, agent, self.last_eval, self.run.behaviour, updates_per_second, compile_seconds
+        )
+
+
+def _execute(
+    inputs: RunInputs,
+    run_dir: Path,
+    *,
+    resume_checkpoint: Path | None,
+    loggers: list[Logger] | None,
+    stop_after: int | None,
+) -> RunResult:
+    began = time.perf_counter()
+    run = prepare_run(inputs, run_dir, resume_checkpoint)
+    config, algo = inputs.config, inputs.algo
+    data = jax.device_put(run.arrays)
+    agent, sample_key, step = run.agent, run.sample_key, run.step
+    files = RunFiles(run, loggers)
+    bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {inputs.source.name}")
+    update = training_update(algo, inputs.algo_config, run.arrays)
+    loop = UpdateLoop(update, config.batch_size)
+    names = metric_names(update, agent, data, config.batch_size)
+    end = min(config.steps, stop_after) if stop_after is not None else config.steps
+    try:
+        while step < end:
+            k = min(config.updates_per_call, min(files.boundaries(step, end)) - step)
+            agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
+            if chunk.non_finite is not None:
+                raise files.non_finite_error(step, chunk.non_finite)
+            step += k
+            bar.advance(k, chunk.metrics, k / chunk.seconds if chunk.seconds > 0 else 0.0)
+            files.after_chunk(
+                step, k, chunk.metrics, chunk.seconds, end, lambda a=agent, s=sample_key: (a, s), loop.compile_seconds
+            )
+            if files.last_eval is not None and files.last_eval_step == step:
+                bar.evaluation(files.last_eval.normalized_mean)
+        files.finish(step, agent)
+    finally:
+        bar.close()
+        files.close()
+    return files.write_summary(step, agent, loop.updates_per_second, loop.compile_seconds, time.perf_counter() - began)
 
 
 def _next_multiple(step: int, interval: int) -> int:
