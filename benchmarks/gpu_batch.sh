@@ -11,45 +11,15 @@
 #
 #   bash benchmarks/gpu_batch.sh            # on the device machine, from the repository root
 set -u
-OUT=${OUT:-/tmp/gpu-out}
-DEADLINE=${DEADLINE:-540}  # seconds after the start: everything still running then is stopped
-mkdir -p "$OUT"
-START=$(date +%s)
-exec > >(tee "$OUT/log.txt") 2>&1
-left() { echo $((DEADLINE - ($(date +%s) - START))); }
-
-PY=${PY:-python3}
+source benchmarks/gpu_common.sh
 TABLE_STEPS=${TABLE_STEPS:-200000}
 SAC_STEPS=${SAC_STEPS:-300000}
-TMP=${TMP_DIR:-/tmp}
-if [ -d .whl ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $TMP/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=$TMP/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
-$PY - <<'EOF' || exit 1
-import flax, gymnasium, jax, mujoco, numpy, optax, torch
-print("jax", jax.__version__, jax.devices(), "flax", flax.__version__, "optax", optax.__version__)
-print("numpy", numpy.__version__, "gymnasium", gymnasium.__version__, "mujoco", mujoco.__version__, "torch", torch.__version__)
-gymnasium.make("Hopper-v5").reset(seed=0)
-from offrl.data import load_dataset
-from offrl.data.dataset import concatenate
-from offrl.data.formats.d4rl import save_d4rl_hdf5
-parts = [load_dataset(f".devrun/data/hopper-{k}.hdf5") for k in ("medium", "expert")]
-attrs = {k: v for k, v in parts[0].metadata.items() if k in ("env_id", "ref_min_score", "ref_max_score")}
-save_d4rl_hdf5(concatenate(parts), ".devrun/data/hopper-medium-expert.hdf5", attrs)
-expected = {"random": "a715daba1c0b", "medium": "98e718058e7f", "expert": "2a549ac3c563",
-            "medium-replay": "906add0ac2fa", "medium-expert": "5b838f05aa9d"}
-for kind, prefix in expected.items():
-    got = load_dataset(f".devrun/data/hopper-{kind}.hdf5").fingerprint()
-    assert got.startswith(prefix), (kind, got)
-print("datasets: fingerprints match the suite's")
-EOF
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-echo "setup done at $(( $(date +%s) - START )) s"
+$PY -c "import flax, gymnasium, mujoco, numpy, optax, torch; print('flax', flax.__version__, 'optax', optax.__version__, \
+  'numpy', numpy.__version__, 'gymnasium', gymnasium.__version__, 'mujoco', mujoco.__version__, 'torch', torch.__version__)" || exit 1
 
 # 3. the table's BC runs for seeds 1 and 2, on CPU cores 6-15, in the background
 RUNS=$TMP/scores-hopper
-( JAX_PLATFORMS=cpu taskset -c ${TABLE_CORES:-6-15} $PY benchmarks/scores.py --suite hopper --data-dir .devrun/data \
+( JAX_PLATFORMS=cpu taskset -c ${TABLE_CORES:-6-15} $PY benchmarks/scores.py --suite hopper --data-dir "$DATA" \
     --algos bc --seeds 1,2 --steps $TABLE_STEPS --jobs ${TABLE_JOBS:-10} --final-episodes ${FINAL_EPISODES:-100} --out $RUNS > "$OUT/table-bc.log" 2>&1 ) &
 TABLE=$!
 

@@ -22,6 +22,11 @@ in ``--out/DATASET/d3rlpy-ALGO-sSEED.json``) and get their own rows. ``--jobs N`
 in its own process pinned to one core with single-threaded XLA (and one torch thread for d3rlpy). Work is done
 seed by seed, so an interrupted benchmark already has whole seeds.
 
+``--group`` trains the offrl runs of each algorithm (and settings) together as one vmapped group
+(``offrl.train.group``): every dataset, seed and corruption at once in this process, which is what fills a GPU
+(``benchmarks/gpu_zoo.sh``); ``--eval-workers N`` evaluates them in N worker processes. A group member's
+updates/s is its own (the group's total is that times its size) and its wall time is the group's.
+
 ``--corruptions`` runs every dataset also (or only) in corrupted variants (``offrl train --corruption``, the RIQL
 paper's protocol, ``offrl/data/corruption.py``): ``none`` is the clean data, ``KIND:MODE:RATE[:SCALE]`` a variant,
 named ``DATASET+KIND-MODE-RATE`` under ``--out``; the corruption seed is the run's seed. d3rlpy runs only on clean

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue 4's score table of the algorithm zoo on the hopper family, on one lease of a GPU machine (an H100/H200
+# with 16 CPU cores): each algorithm's 15 runs (5 datasets x 3 seeds) train as one vmapped group
+# (`scores.py --group`, offrl.train.group) on the GPU while 12 worker processes on the CPU cores evaluate them.
+# Algorithms run cheapest first, so a lease that ends early still returns whole algorithms; the next lease runs
+# the rest (ALGOS=...). Runs that have not finished by the deadline are lost (their checkpoints stay there).
+#
+# The machine is bare: gymnasium and mujoco travel as wheels in .whl/, the hopper datasets in .devrun/data/
+# (medium-expert is rebuilt there from medium and expert, fingerprints checked), as for benchmarks/gpu_batch.sh.
+# Results: $OUT/scores-zoo-hopper/ (the small files of every finished run, as `scores.py --archive` writes them:
+# copy into benchmarks/results/scores-zoo-hopper/ and build the table with `--table-only --out` that folder),
+# $OUT/group-throughput.json (with THROUGHPUT=1) and $OUT/log.txt.
+#
+#   run: bash benchmarks/gpu_zoo.sh        (carry .whl and .devrun; timeout_s 600)
+#   here, a smoke test on the CPU: OUT=/tmp/zoo DATA=data/suite STEPS=500 SEEDS=0 FINAL_EPISODES=3 \
+#       EVAL_WORKERS=2 ALGOS=awac,prdc PY=python WHEELS=none bash benchmarks/gpu_zoo.sh
+set -u
+DEADLINE=${DEADLINE:-570}
+source benchmarks/gpu_common.sh
+ALGOS=${ALGOS:-awac,f-dvl,riql,rebrac,prdc,edac,sac-n,cql,cal-ql}
+STEPS=${STEPS:-200000}
+RUNS=$TMP/scores-zoo-hopper
+
+# with THROUGHPUT=1, first (about two minutes) updates/s of single runs and groups of 15 on synthetic data; the
+# table's own rows report each member's updates/s on the real data anyway
+if [ "${THROUGHPUT:-0}" = 1 ]; then
+  timeout 150 $PY benchmarks/throughput.py --algos iql,cql --members 15 --updates 2000 --repeats 2 \
+    --updates-per-call 1000 --no-peer --json "$OUT/group-throughput.json"
+  echo "throughput done at $(( $(date +%s) - START )) s"
+fi
+
+# the table, algorithm by algorithm, cheapest first; final evaluations on 100 episodes, in the workers
+for algo in ${ALGOS//,/ }; do
+  if [ "$(left)" -lt 60 ]; then echo "no time left for $algo"; break; fi
+  timeout $(( $(left) - 20 )) $PY benchmarks/scores.py --suite hopper --data-dir "$DATA" --algos "$algo" \
+    --seeds ${SEEDS:-0,1,2} --steps $STEPS --group --eval-workers ${EVAL_WORKERS:-12} \
+    --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS"
+  echo "$algo exit $? at $(( $(date +%s) - START )) s"
+done
+$PY benchmarks/scores.py --suite hopper --data-dir "$DATA" --algos "$ALGOS" --seeds ${SEEDS:-0,1,2} --steps $STEPS \
+  --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS" --table-only --archive "$OUT/scores-zoo-hopper"
+echo "done at $(( $(date +%s) - START )) s"
