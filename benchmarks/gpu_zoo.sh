@@ -7,9 +7,9 @@
 #
 # The machine is bare: gymnasium and mujoco travel as wheels in .whl/, the hopper datasets in .devrun/data/
 # (medium-expert is rebuilt there from medium and expert, fingerprints checked), as for benchmarks/gpu_batch.sh.
-# Results: $OUT/scores-zoo-hopper/ (the small files of every finished run, as `scores.py --archive` writes them:
-# copy into benchmarks/results/scores-zoo-hopper/ and build the table with `--table-only --out` that folder),
-# $OUT/group-throughput.json (with THROUGHPUT=1) and $OUT/log.txt.
+# Results: $OUT/scores-zoo-hopper/ (or $OUT/scores-corruption/ with TABLE=corruption): the small files of every
+# finished run, as `scores.py --archive` writes them (copy them into benchmarks/results/ and build the table with
+# `--table-only --out` that folder); $OUT/group-throughput.json (with THROUGHPUT=1) and $OUT/log.txt.
 #
 #   run: bash benchmarks/gpu_zoo.sh        (carry .whl and .devrun; timeout_s 600)
 #   here, a smoke test on the CPU: OUT=/tmp/zoo DATA=data/suite STEPS=500 SEEDS=0 FINAL_EPISODES=3 \
@@ -29,14 +29,25 @@ if [ "${THROUGHPUT:-0}" = 1 ]; then
   echo "throughput done at $(( $(date +%s) - START )) s"
 fi
 
-# the table, algorithm by algorithm, cheapest first; final evaluations on 100 episodes, in the workers
+# the table, algorithm by algorithm, cheapest first; final evaluations on 100 episodes, in the workers.
+# TABLE=corruption runs issue 4's RIQL experiment instead: hopper-medium clean and with 30% random corruption of
+# observations, actions, rewards or dynamics, for RIQL, IQL, CQL and TD3+BC (each algorithm's 15 runs one group).
+TABLE=${TABLE:-zoo}
+if [ "$TABLE" = corruption ]; then
+  ALGOS=${CORRUPTION_ALGOS:-td3bc,iql,riql,cql}
+  RUNS=$TMP/scores-corruption
+  WHAT=(--datasets "$DATA/hopper-medium.hdf5" --task hopper
+        --corruptions none,observations:random:0.3,actions:random:0.3,rewards:random:0.3,dynamics:random:0.3)
+else
+  WHAT=(--suite hopper --data-dir "$DATA")
+fi
 for algo in ${ALGOS//,/ }; do
   if [ "$(left)" -lt 60 ]; then echo "no time left for $algo"; break; fi
-  timeout $(( $(left) - 20 )) $PY benchmarks/scores.py --suite hopper --data-dir "$DATA" --algos "$algo" \
+  timeout $(( $(left) - 20 )) $PY benchmarks/scores.py "${WHAT[@]}" --algos "$algo" \
     --seeds ${SEEDS:-0,1,2} --steps $STEPS --group --eval-workers ${EVAL_WORKERS:-12} \
     --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS"
   echo "$algo exit $? at $(( $(date +%s) - START )) s"
 done
-$PY benchmarks/scores.py --suite hopper --data-dir "$DATA" --algos "$ALGOS" --seeds ${SEEDS:-0,1,2} --steps $STEPS \
-  --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS" --table-only --archive "$OUT/scores-zoo-hopper"
+$PY benchmarks/scores.py "${WHAT[@]}" --algos "$ALGOS" --seeds ${SEEDS:-0,1,2} --steps $STEPS \
+  --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS" --table-only --archive "$OUT/$(basename "$RUNS")"
 echo "done at $(( $(date +%s) - START )) s"

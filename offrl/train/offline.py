@@ -433,7 +433,6 @@ def prepare_run(
     dataset = source.dataset
     if config.corruption:  # the same rows and noise on every run with this corruption and seed (resume included)
         dataset = corrupt(dataset, Corruption.parse(config.corruption, config.corruption_seed))
-    behaviour_data = dataset  # the behaviour score is the data's, without the demonstrations
     if expert is not None:  # after any corruption: the demonstrations stay clean
         dataset = with_expert_demonstrations(dataset, expert.dataset, config.expert_episodes)
     task = dataset_task(dataset, config.task)
@@ -501,7 +500,9 @@ def prepare_run(
         state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
         metadata = keep_first_runtime(metadata, run_dir)
-    behaviour = behaviour_score(behaviour_data, task)
+    # the behaviour policy's score: the clean data's returns (corrupted rewards say nothing of how it acted), without
+    # the demonstrations
+    behaviour = behaviour_score(source.dataset, task)
     run = PreparedRun(
         inputs,
         run_dir,

@@ -283,10 +283,16 @@ def test_a_run_on_corrupted_data_records_the_corruption(tmp_path):
         algo="bc", steps=20, updates_per_call=10, eval_interval=0, eval_episodes=1, output_dir=str(tmp_path),
         run_name="c", progress=False, corruption="rewards:random:0.3", corruption_seed=3,
     )  # fmt: skip
-    train(config)
+    result = train(config)
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert saved["train"]["corruption"] == "rewards:random:0.3" and saved["dataset"]["corruption"]["seed"] == 3
     assert saved["dataset"]["corruption"]["rows"] > 0
+    from offrl.train.offline import behaviour_score, dataset_task, resolve_dataset
+
+    clean = resolve_dataset("pendulum-mixed").dataset
+    assert result.behaviour_normalized_score == behaviour_score(clean, dataset_task(clean)), (
+        "the behaviour score is the clean data's: corrupted rewards do not change how the data was collected"
+    )
     with pytest.raises(ValueError, match="kind must be one of"):
         TrainConfig(corruption="wind")
 
