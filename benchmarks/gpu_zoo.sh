@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 4's score table of the algorithm zoo on the hopper family, on one lease of a GPU machine (an H100/H200
 # with 16 CPU cores): each algorithm's 15 runs (5 datasets x 3 seeds) train as one vmapped group
-# (`scores.py --group`, offrl.train.group) on the GPU while 12 worker processes on the CPU cores evaluate them.
+# (`scores.py --group`, offrl.train.group) on the GPU; at each evaluation step (every 50k updates and the end)
+# 12 worker processes on the CPU cores evaluate the members' checkpoints at once while training waits.
 # Algorithms run cheapest first, so a lease that ends early still returns whole algorithms; the next lease runs
 # the rest (ALGOS=...). Runs that have not finished by the deadline are lost (their checkpoints stay there).
 #
@@ -17,7 +18,6 @@
 set -u
 DEADLINE=${DEADLINE:-570}
 source benchmarks/gpu_common.sh
-ALGOS=${ALGOS:-awac,f-dvl,riql,rebrac,prdc,edac,sac-n,cql,cal-ql}
 STEPS=${STEPS:-200000}
 RUNS=$TMP/scores-zoo-hopper
 
@@ -34,11 +34,12 @@ fi
 # observations, actions, rewards or dynamics, for RIQL, IQL, CQL and TD3+BC (each algorithm's 15 runs one group).
 TABLE=${TABLE:-zoo}
 if [ "$TABLE" = corruption ]; then
-  ALGOS=${CORRUPTION_ALGOS:-td3bc,iql,riql,cql}
+  ALGOS=${ALGOS:-td3bc,iql,riql,cql}
   RUNS=$TMP/scores-corruption
   WHAT=(--datasets "$DATA/hopper-medium.hdf5" --task hopper
         --corruptions none,observations:random:0.3,actions:random:0.3,rewards:random:0.3,dynamics:random:0.3)
 else
+  ALGOS=${ALGOS:-awac,f-dvl,riql,rebrac,prdc,edac,sac-n,cql,cal-ql}
   WHAT=(--suite hopper --data-dir "$DATA")
 fi
 for algo in ${ALGOS//,/ }; do

@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
             os.sched_setaffinity(0, {int(os.environ["OFFRL_BENCH_CORE"])})  # the core --jobs gave this run
         run_unit(Unit(**json.loads(args.unit)), args)
         return
+    if args.eval_workers and not args.group:
+        parser.error("--eval-workers is for --group (other runs evaluate in their own process)")
     if not (args.datasets or args.suite) or not args.out:
         parser.error("--datasets (or --suite) and --out are required (or use --quick)")
 
@@ -358,6 +360,7 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
     """Train the offrl units as groups (``offrl.train.group``): one per algorithm and settings, and per dataset for
     an algorithm whose update reads the whole training set. Units another process holds are left to it."""
     from offrl.algos import get_algorithm
+    from offrl.train import NonFiniteLossError
     from offrl.train.checkpoint import CheckpointError
     from offrl.train.group import resume_group, train_group
 
@@ -365,7 +368,7 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
     for unit in units:
         algo_config, _, batch_size = paper_config(unit.algo, unit.task, unit.name.split("+")[0])
         own_data = unit.dataset if get_algorithm(unit.algo).bind_dataset is not None else ""
-        key = (unit.algo, repr(algo_config), batch_size, own_data)
+        key = (unit.algo, unit.task, repr(algo_config), batch_size, own_data)  # one task: one observation shape
         groups.setdefault(key, []).append(unit)
     out = Path(args.out)
     for members in groups.values():
@@ -377,7 +380,7 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
             started = [u for u in mine if (dirs[u] / "config.json").exists()]
             fresh = [u for u in mine if u not in started]
             print(f"group of {len(mine)} {mine[0].algo} runs: {len(started)} to resume, {len(fresh)} new", flush=True)
-            results = []
+            results, reported = [], set()
             if started:
                 try:
                     results += resume_group(
@@ -386,14 +389,18 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
                 except CheckpointError as e:  # stopped at different steps (other groups): one at a time
                     print(f"{e}; resuming them one at a time", flush=True)
                     for u in started:
-                        _run_unit(u, args)
+                        try:
+                            _run_unit(u, args)
+                        except NonFiniteLossError as stopped:  # e.g. the member that diverged in its group
+                            print(f"{u.label}: stopped: {stopped}", flush=True)
+                        reported.add(u)
             if fresh:
                 configs = [unit_config(u, args) for u in fresh]
                 results += train_group([c for c, _ in configs], configs[0][1], eval_workers=args.eval_workers)
             for result in results:
                 if result.error:
                     print(f"{result.run_dir}: stopped: {result.error}", flush=True)
-            done = [u for u in mine if finished(u, out, args.steps)]
+            done = [u for u in mine if finished(u, out, args.steps) and u not in reported]
             if args.final_episodes:
                 final_evaluations([dirs[u] for u in done], args.final_episodes, args.eval_workers)
             for u in done:

@@ -10,8 +10,9 @@ groups of 3 ran at 0.7-0.9x the total updates/s of single runs on this project's
     from offrl.train import TrainConfig
     from offrl.train.group import train_group
 
-    configs = [TrainConfig(algo="iql", dataset=name, seed=seed) for name in names for seed in (0, 1, 2)]
-    results = train_group(configs)
+    if __name__ == "__main__":  # needed with eval_workers > 0: the workers are spawned processes
+        configs = [TrainConfig(algo="iql", dataset=name, seed=seed) for name in names for seed in (0, 1, 2)]
+        results = train_group(configs, eval_workers=4)
 
 Every member is an ordinary run: its own run directory with ``config.json`` (plus a ``group`` entry: the number of
 members and this one's index), metrics, checkpoints and ``summary.json``, so everything that reads runs (``offrl
@@ -27,8 +28,9 @@ and member ``i`` samples only the real rows of its own. An algorithm whose updat
 
 A member follows the same random streams (initialisation, batches) as the single run with its settings; its
 numbers differ from that run only by the floating-point reassociation of batched kernels (tested). A member
-whose loss turns non-finite stops with its last good checkpoint kept, its result names the problem, and the
-other members go on.
+whose loss turns non-finite stops with its last good checkpoint kept, its result names the problem (and the step
+it reached), and the other members go on. With ``eval_workers`` the evaluations run in worker processes, all
+members at once, while training waits.
 """
 
 from __future__ import annotations
@@ -115,6 +117,17 @@ def resume_group(
     if not common:
         raise CheckpointError(f"the runs {', '.join(map(str, run_dirs))} have no checkpoint step in common")
     step = max(common)
+    for run_dir, steps_saved in zip(run_dirs, saved, strict=True):
+        newer = sorted(k for k in steps_saved if k > step)
+        if newer:  # stopped while the group was checkpointing: it goes back to the group's step, as its logs will
+            print(
+                f"{run_dir}: resumes with its group from step {step}; its newer checkpoints (steps "
+                f"{', '.join(map(str, newer))}) are removed",
+                flush=True,
+            )
+            for k in newer:
+                steps_saved[k].unlink()
+                steps_saved[k].with_suffix(".json").unlink(missing_ok=True)
     return _execute_group(inputs, run_dirs, [s[step] for s in saved], stop_after, eval_workers)
 
 
@@ -173,15 +186,22 @@ def _execute_group(
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
     bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} x{n}")
     active = list(range(n))  # the members still training, in the order of the stacked axis
-    errors: dict[int, str] = {}
+    errors: dict[int, tuple[int, str]] = {}  # member -> (the step it reached, why it stopped)
     pool = EvaluationPool(eval_workers) if eval_workers > 0 and runs[0].task is not None else None
     try:
+        # a resumed group whose last evaluation step was checkpointed but not evaluated (stopped in between)
+        missing = [i for i in active if files[i].evaluation_missing(step)]
+        if pool is not None:
+            _evaluate_in_pool(pool, [files[i] for i in missing], step)
+        else:
+            for i in missing:
+                files[i].evaluate(step, _member(agents, i))
         while step < end and active:
             k = min(config.updates_per_call, min(files[active[0]].boundaries(step, end)) - step)
             agents, keys, chunks = loop.run(agents, keys, slots, data, sizes, k, names)
             failed = [j for j, chunk in enumerate(chunks) if chunk.non_finite is not None]
             for j in failed:  # its state after this chunk is not kept: its newest checkpoint is the last good one
-                errors[active[j]] = str(files[active[j]].non_finite_error(step, chunks[j].non_finite))
+                errors[active[j]] = (step, str(files[active[j]].non_finite_error(step, chunks[j].non_finite)))
             if failed:
                 keep = np.array([j for j in range(len(active)) if j not in failed], dtype=np.int32)
                 agents = _select(agents, keep)
@@ -219,7 +239,8 @@ def _execute_group(
     for i in range(n):
         if i in errors:
             run = runs[i]
-            results.append(RunResult(run.run_dir, step, None, None, run.behaviour, 0.0, 0.0, error=errors[i]))
+            reached, error = errors[i]
+            results.append(RunResult(run.run_dir, reached, None, None, run.behaviour, 0.0, 0.0, error=error))
         else:
             agent = _member(agents, active.index(i))
             results.append(files[i].write_summary(step, agent, loop.updates_per_second, loop.compile_seconds, wall))

@@ -616,6 +616,16 @@ class RunFiles:
             sink.log(step, result.summary(), "eval")
         self.last_eval, self.last_eval_step = result, step
 
+    def evaluation_missing(self, step: int) -> bool:
+        """Whether a resumed run starts on an evaluation step whose evaluation was never recorded (a group that
+        evaluates in worker processes checkpoints first, so it can stop in between)."""
+        config = self.config
+        if not self.run.resumed or self.run.task is None or not config.eval_interval or step % config.eval_interval:
+            return False
+        path = self.run.run_dir / "metrics.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        return not any(row.get("kind") == "eval" and row.get("step") == step for row in rows)
+
     def needs_final_evaluation(self, step: int) -> bool:
         config = self.config
         return self.run.task is not None and (

@@ -100,6 +100,29 @@ def test_resumed_group_equals_an_uninterrupted_one(tmp_path):
     assert losses(dirs[1]) == losses(tmp_path / "whole" / dirs[1].name)
 
 
+def test_a_group_resumes_from_the_step_all_members_reached(tmp_path, capsys):
+    """A member that went further alone goes back to the group's step (its newer checkpoints removed, as its
+    logs are), and an evaluation the group checkpointed but never recorded is made first."""
+    members = lambda root: [  # noqa: E731
+        config(root, seed=s, run_name=f"r{s}", eval_interval=20) for s in (0, 1)
+    ]
+    whole = train_group(members(tmp_path / "whole"), IQL)
+    train_group(members(tmp_path / "cut"), IQL, stop_after=20)
+    dirs = [tmp_path / "cut" / m.run_name for m in members(tmp_path)]
+    resume(dirs[0], stop_after=40)  # one member alone, further than the other
+    metrics = dirs[1] / "metrics.jsonl"
+    rows = [line for line in metrics.read_text().splitlines() if '"kind": "eval"' not in line]
+    metrics.write_text("\n".join(rows) + "\n")  # as if stopped between its checkpoint and its evaluation
+    resumed = resume_group(dirs)
+    assert (
+        "resumes with its group from step 20; its newer checkpoints (steps 40) are removed" in capsys.readouterr().out
+    )
+    for a, b in zip(whole, resumed, strict=True):
+        assert leaves_equal(a.agent, b.agent)
+    evals = [json.loads(r)["step"] for r in metrics.read_text().splitlines() if '"kind": "eval"' in r]
+    assert evals == [20, 40]
+
+
 def test_a_diverging_member_stops_alone(tmp_path):
     arrays = make_arrays(n=400, obs_dim=3, action_dim=1)
     arrays["rewards"] = np.full(400, 1e38, np.float32)  # finite data whose squared TD error overflows
@@ -114,7 +137,7 @@ def test_a_diverging_member_stops_alone(tmp_path):
         ],
         TD3BC,
     )
-    assert results[0].error is not None and "non-finite critic/" in results[0].error
+    assert results[0].error is not None and "non-finite critic/" in results[0].error and results[0].step == 0
     assert (
         not (tmp_path / "huge" / "summary.json").exists() and list_checkpoints(tmp_path / "huge" / "checkpoints") == []
     )
