@@ -23,7 +23,7 @@ in its own process pinned to one core with single-threaded XLA (and one torch th
 seed by seed, so an interrupted benchmark already has whole seeds.
 
 ``--group`` trains the offrl runs of each algorithm (and settings) together as one vmapped group
-(``offrl.train.group``): every dataset, seed and corruption at once in this process, which is what fills a GPU
+(``offrl.train.group``): every dataset, seed and corruption at once in this process, meant for a GPU
 (``benchmarks/gpu_zoo.sh``); ``--eval-workers N`` evaluates them in N worker processes. A group member's
 updates/s is its own (the group's total is that times its size) and its wall time is the group's.
 

@@ -25,7 +25,7 @@ TRAIN_EXAMPLES = """examples:
   offrl train --algo td3bc --dataset ../shared/data/hopper-medium.hdf5 --task hopper --steps 200000
   offrl train --algo iql --expectile 0.9 --beta 10 --dataset data.npz
   offrl train --resume runs/iql-pendulum-mixed-s0-20260101-120000
-  offrl train --algo td3bc --seeds 0,1,2,3,4    five seeds at once, one vmapped loop (fills a GPU); a run each
+  offrl train --algo td3bc --seeds 0,1,2,3,4    five seeds at once, one vmapped loop (for a GPU); a run each
   offrl train --resume RUN_DIR RUN_DIR ...      continue such a group together
   offrl train --algo td3bc --help               TD3+BC's own options
   offrl train --algo recoil --dataset mixed.npz --expert-dataset demos.hdf5 --expert-episodes 5
@@ -140,7 +140,7 @@ def _train_parser(algo_name: str) -> argparse.ArgumentParser:
     run.add_argument(
         "--seeds",
         help="comma-separated seeds: train one run per seed together, as one vmapped update loop "
-        "(offrl.train.group; several runs for the cost of about one on a GPU); instead of --seed",
+        "(offrl.train.group; meant for a GPU, no faster on a CPU); instead of --seed",
     )
     _add_dataclass_options(run, TrainConfig)
     group = parser.add_argument_group(f"{algo.name} options ({algo.description})")

@@ -3,8 +3,9 @@
 One run of small networks leaves a GPU mostly idle: an update of two 256x256 critics is a few dozen small kernels,
 and their launch latency, not arithmetic, sets the pace. A group stacks the agents of N runs on a leading axis and
 runs every member's update in the same kernels (``jax.vmap`` over ``offrl.train.engine``'s scan), so N seeds or N
-datasets cost little more than one. On a CPU, where the matrix products already fill the cores, it saves nothing:
-groups of 3 ran at 0.7-0.9x the total updates/s of single runs on this project's 2-core machine
+datasets share the launches of one (on a GPU; the speed-up there is not measured yet: on the H200 of BENCHMARKS.md
+one IQL run used ~4 TFLOP/s). On a CPU, where the matrix products already fill the cores, it saves nothing: groups
+of 3 ran at 0.7-0.9x the total updates/s of single runs on this project's 2-core machine
 (``benchmarks/throughput.py --members 3``).
 
     from offrl.train import TrainConfig
