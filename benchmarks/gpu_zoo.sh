@@ -32,7 +32,20 @@ fi
 # the table, algorithm by algorithm, cheapest first; final evaluations on 100 episodes, in the workers.
 # TABLE=corruption runs issue 4's RIQL experiment instead: hopper-medium clean and with 30% random corruption of
 # observations, actions, rewards or dynamics, for RIQL, IQL, CQL and TD3+BC (each algorithm's 15 runs one group).
+# TABLE=workflow runs issue 6's workflow suite (benchmarks/workflow_suite.py: 100k updates, a checkpoint and an
+# online evaluation every 10k) for ALGOS (default cql) on the hopper family, as groups, and returns the runs without
+# their checkpoints in $OUT/workflow-suite.tar.gz (each with its workflow.json: unpack into runs/workflow-suite and
+# run the suite with --table-only).
 TABLE=${TABLE:-zoo}
+if [ "$TABLE" = workflow ]; then
+  timeout $(( $(left) - 20 )) $PY benchmarks/workflow_suite.py --data-dir "$DATA" --algos "${ALGOS:-cql}" \
+    --steps ${STEPS:-100000} --interval ${INTERVAL:-10000} --group --eval-workers ${EVAL_WORKERS:-12} \
+    --out $TMP/workflow-suite --json "$OUT/workflow-suite.json"
+  echo "workflow suite exit $? at $(( $(date +%s) - START )) s"
+  ( cd $TMP/workflow-suite && tar czf "$OUT/workflow-suite.tar.gz" --exclude=checkpoints --exclude='.*.lock' . )
+  echo "done at $(( $(date +%s) - START )) s"
+  exit 0
+fi
 if [ "$TABLE" = corruption ]; then
   ALGOS=${ALGOS:-td3bc,iql,riql,cql}
   RUNS=$TMP/scores-corruption

@@ -51,19 +51,11 @@ def finished(run_dir: Path, steps: int) -> bool:
     return summary.exists() and json.loads(summary.read_text())["step"] >= steps
 
 
-def train_run(dataset: Path, algo: str, seed: int, steps: int, interval: int, episodes: int, out: Path) -> Path:
-    from offrl.train import TrainConfig, resume, train
-    from offrl.train.checkpoint import list_checkpoints
+def run_config(dataset: Path, algo: str, seed: int, steps: int, interval: int, episodes: int, out: Path):
+    """The TrainConfig and algorithm config of a new run (paper settings from benchmarks/configs/)."""
+    from offrl.train import TrainConfig
 
     name = dataset.stem
-    run_dir = out / name / f"{algo}-s{seed}"
-    if finished(run_dir, steps):
-        return run_dir
-    if (run_dir / "config.json").exists() and not list_checkpoints(run_dir / "checkpoints"):
-        shutil.rmtree(run_dir)  # logs of a run stopped before its first checkpoint, inside --out
-    if (run_dir / "config.json").exists():
-        resume(run_dir, steps=steps, progress=False)
-        return run_dir
     task = name.split("-")[0]
     algo_config, _, batch_size = paper_config(algo, task, name)
     config = TrainConfig(
@@ -77,12 +69,69 @@ def train_run(dataset: Path, algo: str, seed: int, steps: int, interval: int, ep
         checkpoint_interval=interval,
         keep_checkpoints=0,
         output_dir=str(out / name),
-        run_name=run_dir.name,
+        run_name=f"{algo}-s{seed}",
         progress=False,
         **({"batch_size": batch_size} if batch_size else {}),
     )
-    train(config, algo_config)
+    return config, algo_config
+
+
+def started_run_dir(dataset: Path, algo: str, seed: int, out: Path) -> Path:
+    """The run's directory; one left by a run stopped before its first checkpoint is removed (only logs)."""
+    from offrl.train.checkpoint import list_checkpoints
+
+    run_dir = out / dataset.stem / f"{algo}-s{seed}"
+    if (run_dir / "config.json").exists() and not list_checkpoints(run_dir / "checkpoints"):
+        shutil.rmtree(run_dir)  # logs of a run stopped before its first checkpoint, inside --out
     return run_dir
+
+
+def train_run(dataset: Path, algo: str, seed: int, steps: int, interval: int, episodes: int, out: Path) -> Path:
+    from offrl.train import resume, train
+
+    run_dir = started_run_dir(dataset, algo, seed, out)
+    if finished(run_dir, steps):
+        return run_dir
+    if (run_dir / "config.json").exists():
+        resume(run_dir, steps=steps, progress=False)
+        return run_dir
+    train(*run_config(dataset, algo, seed, steps, interval, episodes, out))
+    return run_dir
+
+
+def train_groups(runs: list[tuple[Path, str, int]], args: argparse.Namespace) -> None:
+    """Train the unfinished (dataset, algorithm, seed) runs as groups (``offrl.train.group``): one per algorithm and
+    settings; started ones resume as a group, or one at a time when they stopped at different steps."""
+    from offrl.train.checkpoint import CheckpointError
+    from offrl.train.group import resume_group, train_group
+
+    out = Path(args.out)
+    groups: dict[tuple, list[tuple]] = {}
+    for dataset, algo, seed in runs:
+        run_dir = started_run_dir(dataset, algo, seed, out)
+        if finished(run_dir, args.steps):
+            continue
+        config, algo_config = run_config(dataset, algo, seed, args.steps, args.interval, args.episodes, out)
+        key = (algo, config.task, config.batch_size, repr(algo_config))
+        groups.setdefault(key, []).append((dataset, algo, seed, run_dir, config, algo_config))
+    for members in groups.values():
+        started = [m[3] for m in members if (m[3] / "config.json").exists()]
+        fresh = [m for m in members if not (m[3] / "config.json").exists()]
+        print(f"group of {len(members)} {members[0][1]} runs: {len(started)} to resume, {len(fresh)} new", flush=True)
+        results = []
+        if started:
+            try:
+                results += resume_group(started, steps=args.steps, progress=False, eval_workers=args.eval_workers)
+            except CheckpointError as e:
+                print(f"{e}; resuming them one at a time", flush=True)
+                for m in members:
+                    if m[3] in started:
+                        train_run(m[0], m[1], m[2], args.steps, args.interval, args.episodes, out)
+        if fresh:
+            results += train_group([m[4] for m in fresh], fresh[0][5], eval_workers=args.eval_workers)
+        for result in results:
+            if result.error:
+                print(f"{result.run_dir}: stopped: {result.error}", flush=True)
 
 
 def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
@@ -178,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tolerance", type=float, default=5.0, help="normalised points from the best that count as good"
     )
     parser.add_argument("--out", default="runs/workflow-suite")
+    parser.add_argument(
+        "--group",
+        action="store_true",
+        help="train each algorithm's runs together as vmapped groups (offrl.train.group; meant for a GPU)",
+    )
+    parser.add_argument("--eval-workers", type=int, default=0, help="with --group: evaluation worker processes")
     parser.add_argument("--table-only", action="store_true", help="judge and tabulate the finished runs only")
     parser.add_argument("--json", help="also write the records here")
     parser.add_argument("--into", help="replace the table between the workflow-suite markers of this Markdown file")
@@ -187,10 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(d) for d in datasets if not d.exists()]
     if missing:
         parser.error(f"datasets not found: {', '.join(missing)} (make them with benchmarks/make_suite.py)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.group and not args.table_only:
+        train_groups([(d, a, s) for a in args.algos.split(",") for d in datasets for s in seeds], args)
     records = []
     for algo in args.algos.split(","):  # the fast algorithms' runs first
         for dataset in datasets:
-            for seed in (int(s) for s in args.seeds.split(",")):
+            for seed in seeds:
                 run_dir = out / dataset.stem / f"{algo}-s{seed}"
                 done = finished(run_dir, args.steps)
                 if not done and args.table_only:

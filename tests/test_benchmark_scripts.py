@@ -323,6 +323,24 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
     assert "| pendulum-mixed | td3bc-s0 |" in markdown.read_text()
 
 
+def test_the_workflow_suite_trains_its_runs_as_groups(tmp_path, capsys):
+    from offrl.data.builtin import load_builtin
+    from offrl.data.formats.d4rl import save_d4rl_hdf5
+
+    workflow_suite = script("workflow_suite")
+    for name in ("pendulum-mixed", "pendulum-random"):
+        save_d4rl_hdf5(load_builtin(name)[0], tmp_path / "data" / f"{name}.hdf5")
+    argv = ["--data-dir", str(tmp_path / "data"), "--datasets", "pendulum-mixed,pendulum-random", "--algos", "td3bc",
+            "--seeds", "0,1", "--steps", "200", "--interval", "100", "--episodes", "1", "--out", str(tmp_path / "runs"),
+            "--group"]  # fmt: skip
+    assert workflow_suite.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "group of 4 td3bc runs: 0 to resume, 4 new" in out and out.count("| td3bc |") == 4
+    run = tmp_path / "runs" / "pendulum-random" / "td3bc-s1"
+    assert json.loads((run / "config.json").read_text())["group"]["members"] == 4
+    assert [c["step"] for c in json.loads((run / "workflow.json").read_text())["checkpoints"]] == [100, 200]
+
+
 def test_a_table_replaces_its_own_block_and_keeps_the_rest_of_the_file(tmp_path):
     write_block = script("markdown_block").write_block
     path = tmp_path / "B.md"
