@@ -323,6 +323,7 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
     assert "| pendulum-mixed | td3bc-s0 |" in markdown.read_text()
 
 
+@pytest.mark.slow  # the group path itself is in CI through scores.py's test
 def test_the_workflow_suite_trains_its_runs_as_groups(tmp_path, capsys):
     from offrl.data.builtin import load_builtin
     from offrl.data.formats.d4rl import save_d4rl_hdf5
