@@ -113,8 +113,21 @@ def bench_offrl(
     start = time.perf_counter()
     loop.compile(agent, key, data, updates_per_call)
     compile_seconds = time.perf_counter() - start
+    state = {"agent": agent, "key": key}
+
+    def call() -> None:
+        state["agent"], state["key"], _ = loop.run(state["agent"], state["key"], data, updates_per_call, names)
+
+    return {**timed_blocks(call, updates, repeats, updates_per_call, block_seconds), "compile_seconds": compile_seconds}
+
+
+def timed_blocks(
+    call, updates: int, repeats: int, updates_per_call: int, block_seconds: float = 0.0
+) -> dict[str, float]:
+    """Updates/s of ``call`` (one jitted call of ``updates_per_call`` updates, compiled already): a warm-up call,
+    then the median, min and max over ``repeats`` blocks of ``updates`` updates (or of about ``block_seconds``)."""
     start = time.perf_counter()
-    agent, key, _ = loop.run(agent, key, data, updates_per_call, names)  # warm-up
+    call()  # warm-up
     warm_rate = updates_per_call / (time.perf_counter() - start)
     calls = max(1, updates // updates_per_call)
     if block_seconds > 0:
@@ -123,14 +136,12 @@ def bench_offrl(
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(calls):
-            agent, key, _ = loop.run(agent, key, data, updates_per_call, names)
-        elapsed = time.perf_counter() - start
-        rates.append(calls * updates_per_call / elapsed)
+            call()
+        rates.append(calls * updates_per_call / (time.perf_counter() - start))
     return {
         "updates_per_second": statistics.median(rates),
         "min": min(rates),
         "max": max(rates),
-        "compile_seconds": compile_seconds,
         "updates_per_block": calls * updates_per_call,
     }
 
@@ -164,27 +175,20 @@ def bench_group(
     update = training_update(algo, config, arrays)
     loop = GroupUpdateLoop(update, BATCH)
     names = metric_names(update, single[0], data, BATCH)
-    start = time.perf_counter()
-    agents, keys, _ = loop.run(agents, keys, slots, data, sizes, updates_per_call, names)  # compile + warm-up
-    warm_seconds = time.perf_counter() - start - loop.compile_seconds
-    warm_rate = updates_per_call / max(warm_seconds, 1e-9)
-    calls = max(1, updates // updates_per_call)
-    if block_seconds > 0:
-        calls = max(1, round(block_seconds * warm_rate / updates_per_call))
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            agents, keys, _ = loop.run(agents, keys, slots, data, sizes, updates_per_call, names)
-        rates.append(calls * updates_per_call / (time.perf_counter() - start))
+    state = {"agents": agents, "keys": keys}
+
+    def call() -> None:
+        state["agents"], state["keys"], _ = loop.run(
+            state["agents"], state["keys"], slots, data, sizes, updates_per_call, names
+        )
+
+    call()  # compiles (timed apart by the loop)
+    timed = timed_blocks(call, updates, repeats, updates_per_call, block_seconds)
     return {
         "members": members,
-        "updates_per_second": statistics.median(rates),  # of each member
-        "group_updates_per_second": members * statistics.median(rates),
-        "min": min(rates),
-        "max": max(rates),
+        **timed,  # updates/s of each member
+        "group_updates_per_second": members * timed["updates_per_second"],
         "compile_seconds": loop.compile_seconds,
-        "updates_per_block": calls * updates_per_call,
     }
 
 

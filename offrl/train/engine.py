@@ -62,6 +62,15 @@ def _chunk(update: UpdateFn, batch_size: int, agent: Any, key: jax.Array, data: 
     return _scan_updates(update, lambda k: sample_batch(data, k, batch_size), agent, key, data, num_updates)
 
 
+def _chunk_result(
+    names: list[str], means: np.ndarray, any_bad: Any, bad_step: Any, bad_metric: Any, seconds: float
+) -> ChunkResult:
+    """One run's chunk read back on the host: its metric means and the first non-finite (step, metric), if any."""
+    metrics = {name: float(v) for name, v in zip(names, np.asarray(means), strict=False)}
+    problem = (int(bad_step), names[int(bad_metric)]) if bool(any_bad) else None
+    return ChunkResult(metrics, problem, seconds)
+
+
 class UpdateLoop:
     """Compiles and runs chunks of updates; compile time is measured apart from update time."""
 
@@ -94,9 +103,7 @@ class UpdateLoop:
         seconds = time.perf_counter() - start
         self.update_seconds += seconds
         self.updates_done += num_updates
-        metrics = {name: float(v) for name, v in zip(metric_names, np.asarray(means_host), strict=False)}
-        problem = (int(step_host), metric_names[int(metric_host)]) if bool(any_bad_host) else None
-        return agent, key, ChunkResult(metrics, problem, seconds)
+        return agent, key, _chunk_result(metric_names, means_host, any_bad_host, step_host, metric_host, seconds)
 
     @property
     def updates_per_second(self) -> float:
@@ -180,12 +187,10 @@ class GroupUpdateLoop:
         seconds = time.perf_counter() - start
         self.update_seconds += seconds
         self.updates_done += num_updates
-        results = []
-        for i in range(np.asarray(means_host).shape[0]):
-            metrics = {name: float(v) for name, v in zip(metric_names, np.asarray(means_host[i]), strict=False)}
-            bad = bool(any_bad_host[i])
-            problem = (int(step_host[i]), metric_names[int(metric_host[i])]) if bad else None
-            results.append(ChunkResult(metrics, problem, seconds))
+        results = [
+            _chunk_result(metric_names, means_host[i], any_bad_host[i], step_host[i], metric_host[i], seconds)
+            for i in range(len(means_host))
+        ]
         return agents, keys, results
 
     @property
