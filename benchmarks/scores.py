@@ -360,9 +360,7 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
     """Train the offrl units as groups (``offrl.train.group``): one per algorithm and settings, and per dataset for
     an algorithm whose update reads the whole training set. Units another process holds are left to it."""
     from offrl.algos import get_algorithm
-    from offrl.train import NonFiniteLossError
-    from offrl.train.checkpoint import CheckpointError
-    from offrl.train.group import resume_group, train_group
+    from offrl.train.group import train_or_resume_group
 
     groups: dict[tuple, list[Unit]] = {}
     for unit in units:
@@ -376,35 +374,14 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
             mine = [u for u in members if locks.enter_context(unit_lock(u, out)) and not finished(u, out, args.steps)]
             if not mine:
                 continue
-            dirs = {u: unit_run_dir(u, args) for u in mine}
-            started = [u for u in mine if (dirs[u] / "config.json").exists()]
-            fresh = [u for u in mine if u not in started]
-            print(f"group of {len(mine)} {mine[0].algo} runs: {len(started)} to resume, {len(fresh)} new", flush=True)
-            results, reported = [], set()
-            if started:
-                try:
-                    results += resume_group(
-                        [dirs[u] for u in started], steps=args.steps, progress=False, eval_workers=args.eval_workers
-                    )
-                except CheckpointError as e:  # stopped at different steps (other groups): one at a time
-                    print(f"{e}; resuming them one at a time", flush=True)
-                    for u in started:
-                        try:
-                            _run_unit(u, args)
-                        except NonFiniteLossError as stopped:  # e.g. the member that diverged in its group
-                            print(f"{u.label}: stopped: {stopped}", flush=True)
-                        reported.add(u)
-            if fresh:
-                configs = [unit_config(u, args) for u in fresh]
-                results += train_group([c for c, _ in configs], configs[0][1], eval_workers=args.eval_workers)
-            for result in results:
-                if result.error:
-                    print(f"{result.run_dir}: stopped: {result.error}", flush=True)
-            done = [u for u in mine if finished(u, out, args.steps) and u not in reported]
+            configs = [unit_config(u, args) for u in mine]
+            train_or_resume_group([c for c, _ in configs], configs[0][1], eval_workers=args.eval_workers)
+            done = [u for u in mine if finished(u, out, args.steps)]
+            dirs = [unit_run_dir(u, args) for u in done]
             if args.final_episodes:
-                final_evaluations([dirs[u] for u in done], args.final_episodes, args.eval_workers)
-            for u in done:
-                report(u, dirs[u])
+                final_evaluations(dirs, args.final_episodes, args.eval_workers)
+            for u, run_dir in zip(done, dirs, strict=True):
+                report(u, run_dir)
 
 
 def run_in_processes(units: list[Unit], args: argparse.Namespace, argv: list[str]) -> None:

@@ -101,37 +101,18 @@ def train_run(dataset: Path, algo: str, seed: int, steps: int, interval: int, ep
 
 def train_groups(runs: list[tuple[Path, str, int]], args: argparse.Namespace) -> None:
     """Train the unfinished (dataset, algorithm, seed) runs as groups (``offrl.train.group``): one per algorithm and
-    settings; started ones resume as a group, or one at a time when they stopped at different steps."""
-    from offrl.train.checkpoint import CheckpointError
-    from offrl.train.group import resume_group, train_group
+    settings; started ones continue as a group, or one at a time when they stopped at different steps."""
+    from offrl.train.group import train_or_resume_group
 
     out = Path(args.out)
     groups: dict[tuple, list[tuple]] = {}
     for dataset, algo, seed in runs:
-        run_dir = started_run_dir(dataset, algo, seed, out)
-        if finished(run_dir, args.steps):
+        if finished(started_run_dir(dataset, algo, seed, out), args.steps):
             continue
         config, algo_config = run_config(dataset, algo, seed, args.steps, args.interval, args.episodes, out)
-        key = (algo, config.task, config.batch_size, repr(algo_config))
-        groups.setdefault(key, []).append((dataset, algo, seed, run_dir, config, algo_config))
+        groups.setdefault((algo, config.task, config.batch_size, repr(algo_config)), []).append((config, algo_config))
     for members in groups.values():
-        started = [m[3] for m in members if (m[3] / "config.json").exists()]
-        fresh = [m for m in members if not (m[3] / "config.json").exists()]
-        print(f"group of {len(members)} {members[0][1]} runs: {len(started)} to resume, {len(fresh)} new", flush=True)
-        results = []
-        if started:
-            try:
-                results += resume_group(started, steps=args.steps, progress=False, eval_workers=args.eval_workers)
-            except CheckpointError as e:
-                print(f"{e}; resuming them one at a time", flush=True)
-                for m in members:
-                    if m[3] in started:
-                        train_run(m[0], m[1], m[2], args.steps, args.interval, args.episodes, out)
-        if fresh:
-            results += train_group([m[4] for m in fresh], fresh[0][5], eval_workers=args.eval_workers)
-        for result in results:
-            if result.error:
-                print(f"{result.run_dir}: stopped: {result.error}", flush=True)
+        train_or_resume_group([c for c, _ in members], members[0][1], eval_workers=args.eval_workers)
 
 
 def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:

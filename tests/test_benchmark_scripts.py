@@ -91,7 +91,7 @@ def test_scores_trains_groups_resumes_them_and_reads_their_runs_like_any_other(t
         scores.main(argv)
     printed = capsys.readouterr().out
     assert (
-        "group of 3 bc runs: 0 to resume, 3 new" in printed and "pendulum-random/bc-s1: running in process" in printed
+        "group of 3 bc runs: 0 to continue, 3 new" in printed and "pendulum-random/bc-s1: running in process" in printed
     )
     run = tmp_path / "bench" / "pendulum-mixed" / "bc-s1"
     assert json.loads((run / "config.json").read_text())["group"] == {"members": 3, "index": 2}
@@ -336,7 +336,7 @@ def test_the_workflow_suite_trains_its_runs_as_groups(tmp_path, capsys):
             "--group"]  # fmt: skip
     assert workflow_suite.main(argv) == 0
     out = capsys.readouterr().out
-    assert "group of 4 td3bc runs: 0 to resume, 4 new" in out and out.count("| td3bc |") == 4
+    assert "group of 4 td3bc runs: 0 to continue, 4 new" in out and out.count("| td3bc |") == 4
     run = tmp_path / "runs" / "pendulum-random" / "td3bc-s1"
     assert json.loads((run / "config.json").read_text())["group"]["members"] == 4
     assert [c["step"] for c in json.loads((run / "workflow.json").read_text())["checkpoints"]] == [100, 200]

@@ -54,6 +54,7 @@ from offrl.train.engine import GroupUpdateLoop, metric_names
 from offrl.train.evaluation_pool import EvaluationPool
 from offrl.train.loggers import ProgressBar
 from offrl.train.offline import (
+    NonFiniteLossError,
     RunFiles,
     RunInputs,
     RunResult,
@@ -61,8 +62,10 @@ from offrl.train.offline import (
     _expert_source,
     _run_dir,
     algorithm_and_config,
+    newest_checkpoint,
     prepare_run,
     resolve_dataset,
+    resume,
     resume_inputs,
 )
 
@@ -130,6 +133,44 @@ def resume_group(
                 steps_saved[k].unlink()
                 steps_saved[k].with_suffix(".json").unlink(missing_ok=True)
     return _execute_group(inputs, run_dirs, [s[step] for s in saved], stop_after, eval_workers)
+
+
+def train_or_resume_group(
+    configs: Sequence[TrainConfig],
+    algo_config: Any = None,
+    *,
+    eval_workers: int = 0,
+) -> list[RunResult]:
+    """Bring the runs ``configs`` (one algorithm and ``algo_config``) to their ``steps``, as a benchmark that was
+    stopped and started again needs: the runs whose directory already holds a run continue as one group
+    (:func:`resume_group`), or one at a time when they have no checkpoint step in common (they were stopped in
+    different groups); the others start as a new group. A member that stops on a non-finite loss comes back with
+    its ``error`` set, also when it ran alone. The results are in the order: continued runs, then new ones."""
+    configs = list(configs)
+    _check_shared(configs)
+    dirs = [_run_dir(c, c.run_name or resolve_dataset(c.dataset, c.task, c.max_episode_steps).name) for c in configs]
+    started = [d for d in dirs if (d / "config.json").exists()]
+    fresh = [c for c, d in zip(configs, dirs, strict=True) if not (d / "config.json").exists()]
+    print(f"group of {len(configs)} {configs[0].algo} runs: {len(started)} to continue, {len(fresh)} new", flush=True)
+    results: list[RunResult] = []
+    if started:
+        steps = configs[0].steps
+        try:
+            results += resume_group(started, steps=steps, progress=False, eval_workers=eval_workers)
+        except CheckpointError as e:
+            print(f"{e}; continuing them one at a time", flush=True)
+            for run_dir in started:
+                try:
+                    results.append(resume(run_dir, steps=steps, progress=False))
+                except NonFiniteLossError as stopped:
+                    step = _checkpoint_step(newest_checkpoint(run_dir))  # its last good one
+                    results.append(RunResult(run_dir, step, None, None, None, 0.0, 0.0, error=str(stopped)))
+    if fresh:
+        results += train_group(fresh, algo_config, eval_workers=eval_workers)
+    for result in results:
+        if result.error:
+            print(f"{result.run_dir}: stopped: {result.error}", flush=True)
+    return results
 
 
 def _json(config: Any) -> str:

@@ -15,7 +15,7 @@ from offrl.algos.td3bc import TD3BCConfig
 from offrl.data import from_arrays, save_dataset
 from offrl.train import TrainConfig, load_policy, resume, train
 from offrl.train.checkpoint import list_checkpoints
-from offrl.train.group import resume_group, train_group
+from offrl.train.group import resume_group, train_group, train_or_resume_group
 from tests.conftest import leaves_equal, make_arrays
 
 IQL = IQLConfig(hidden_dims=(32, 32))
@@ -121,6 +121,29 @@ def test_a_group_resumes_from_the_step_all_members_reached(tmp_path, capsys):
         assert leaves_equal(a.agent, b.agent)
     evals = [json.loads(r)["step"] for r in metrics.read_text().splitlines() if '"kind": "eval"' in r]
     assert evals == [20, 40]
+
+
+def test_a_stopped_benchmark_continues_its_started_runs_and_starts_the_others(tmp_path, capsys):
+    """train_or_resume_group: started members continue as a group (exactly), new ones start; members stopped at
+    different steps (no checkpoint in common) continue one at a time."""
+    members = lambda root: [config(root, seed=s, run_name=f"r{s}") for s in (0, 1, 2)]  # noqa: E731
+    whole = train_group(members(tmp_path / "whole")[:2], IQL)
+    train_group(members(tmp_path / "cut")[:2], IQL, stop_after=20)
+    results = train_or_resume_group(members(tmp_path / "cut"), IQL)
+    assert "group of 3 iql runs: 2 to continue, 1 new" in capsys.readouterr().out
+    assert [r.run_dir.name for r in results] == ["r0", "r1", "r2"]
+    assert [(r.step, r.error) for r in results] == [(40, None)] * 3
+    for a, b in zip(whole, results[:2], strict=True):
+        assert leaves_equal(a.agent, b.agent)
+
+    apart = lambda root: [  # noqa: E731
+        config(root, seed=s, run_name=f"r{s}", steps=60, keep_checkpoints=1) for s in (0, 1)
+    ]
+    train_group(apart(tmp_path / "apart"), IQL, stop_after=20)
+    resume(tmp_path / "apart" / "r1", stop_after=40)  # its only checkpoint is now at 40, the other's at 20
+    results = train_or_resume_group(apart(tmp_path / "apart"), IQL)
+    assert "no checkpoint step in common; continuing them one at a time" in capsys.readouterr().out
+    assert [(r.step, r.error) for r in results] == [(60, None)] * 2
 
 
 def test_a_diverging_member_stops_alone(tmp_path):
