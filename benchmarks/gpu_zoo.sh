@@ -36,7 +36,30 @@ fi
 # online evaluation every 10k) for ALGOS (default cql) on the hopper family, as groups, and returns the runs without
 # their checkpoints in $OUT/workflow-suite.tar.gz (each with its workflow.json: unpack into runs/workflow-suite and
 # run the suite with --table-only).
+# TABLE=finetune runs issue 5's offline-to-online tables (benchmarks/finetune_table.py: the main one on pendulum-random
+# and pendulum-mixed, then ResFiT's on pendulum-sparse-demos), JOBS (default 8) runs at a time as processes that
+# share the GPU, and returns the runs without checkpoints in $OUT/finetune-table.tar.gz and $OUT/resfit-table.tar.gz
+# (unpack into runs/finetune-table and runs/resfit-table, then run each table with --table-only). A smoke test here:
+#   OUT=/tmp/ft DATA=data/suite PY=python WHEELS=none TABLE=finetune JOBS=2 SEEDS=0 ALGOS=iql,rlpd \
+#       FT_EXTRA="--offline-steps 200 --online-steps 200 --eval-interval 100 --eval-episodes 1" bash benchmarks/gpu_zoo.sh
 TABLE=${TABLE:-zoo}
+if [ "$TABLE" = finetune ]; then
+  $PY -c "from offrl.data.builtin import load_builtin as l; [l(n) for n in ('pendulum-random', 'pendulum-mixed', 'pendulum-sparse-demos')]"
+  FT=(benchmarks/finetune_table.py --seeds ${SEEDS:-0,1,2} --jobs ${JOBS:-8})
+  timeout $(( $(left) - 40 )) $PY "${FT[@]}" --methods "${ALGOS:-iql,cal-ql,rlpd,pa-rl,famo2o}" \
+    --datasets pendulum-random,pendulum-mixed --out $TMP/finetune-table ${FT_EXTRA:-}
+  echo "finetune table exit $? at $(( $(date +%s) - START )) s"
+  if [ "$(left)" -gt 100 ]; then
+    timeout $(( $(left) - 40 )) $PY "${FT[@]}" --methods resfit,rlpd --datasets pendulum-sparse-demos \
+      --offline-steps 2000 --online-steps 6000 --eval-interval 1000 --eval-episodes 20 --out $TMP/resfit-table ${FT_EXTRA:-}
+    echo "resfit table exit $? at $(( $(date +%s) - START )) s"
+  fi
+  for t in finetune-table resfit-table; do
+    [ -d $TMP/$t ] && ( cd $TMP/$t && tar czf "$OUT/$t.tar.gz" --exclude=checkpoints . )
+  done
+  echo "done at $(( $(date +%s) - START )) s"
+  exit 0
+fi
 if [ "$TABLE" = workflow ]; then
   timeout $(( $(left) - 20 )) $PY benchmarks/workflow_suite.py --data-dir "$DATA" --algos "${ALGOS:-cql}" \
     --steps ${STEPS:-100000} --interval ${INTERVAL:-10000} --group --eval-workers ${EVAL_WORKERS:-12} \
