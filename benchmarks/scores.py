@@ -25,7 +25,7 @@ seed by seed, so an interrupted benchmark already has whole seeds.
 ``--group`` trains the offrl runs of each algorithm (and settings) together as one vmapped group
 (``offrl.train.group``): every dataset, seed and corruption at once in this process, meant for a GPU
 (``benchmarks/gpu_zoo.sh``); ``--eval-workers N`` evaluates them in N worker processes. A group member's
-updates/s is its own (the group's total is that times its size) and its wall time is the group's.
+updates/s is its own (the group's total is that times its size) and its training time is the group's.
 
 ``--corruptions`` runs every dataset also (or only) in corrupted variants (``offrl train --corruption``, the RIQL
 paper's protocol, ``offrl/data/corruption.py``): ``none`` is the clean data, ``KIND:MODE:RATE[:SCALE]`` a variant,
@@ -42,7 +42,8 @@ The table reports, per dataset and algorithm, mean +- std over seeds of: the fin
 (``--eval-episodes`` episodes, default 10), the best evaluation during training, and the final checkpoint
 re-evaluated on ``--final-episodes`` episodes (default 100, environment seeds 100000.. for every run; on hopper an
 episode either falls early or runs long, so 10 episodes move by 20 points between evaluation seeds); plus
-updates/s and wall time per run. ``--into FILE`` also writes the table into FILE between the lines
+updates/s and the minutes a run spent in its update loop, over all its invocations (``update_time``). ``--into
+FILE`` also writes the table into FILE between the lines
 ``<!-- scores:NAME -->`` and ``<!-- /scores:NAME -->`` (NAME = the --out folder's name), replacing what was
 there, or appends it with those markers.
 """
@@ -490,6 +491,27 @@ def final_evaluations(run_dirs: list[Path], episodes: int, workers: int) -> None
         atomic_write_json(run_dir / "final_eval.json", record)
 
 
+def update_time(run_dir: Path) -> tuple[int, float]:
+    """``(updates, seconds)`` the run spent in its update loop over all its invocations: summed over its metric
+    records (each log window's updates at its rate; a resumed run's records restart at its checkpoint, so none is
+    counted twice), or read from ``timing.json`` where an archive keeps only that; else its summary's (the last
+    invocation's rate)."""
+    if (run_dir / "timing.json").exists():
+        timing = json.loads((run_dir / "timing.json").read_text())
+        return timing["updates"], timing["update_seconds"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if (run_dir / "metrics.jsonl").exists():
+        previous, seconds = 0, 0.0
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("kind") == "train" and row.get("time/updates_per_second"):
+                seconds += (row["step"] - previous) / row["time/updates_per_second"]
+                previous = row["step"]
+        if previous == summary["step"]:
+            return previous, seconds
+    return summary["step"], summary["step"] / summary["updates_per_second"]
+
+
 def _best_evaluation(run_dir: Path) -> float:
     with open(run_dir / "eval.csv") as f:
         rows = list(csv.DictReader(f))
@@ -523,9 +545,14 @@ def table(
         f"Normalised score after {steps} updates, mean +- std over seeds.",
         "",
         f"| dataset (data's score) | algorithm | seeds | final, {eval_episodes} episodes | best during training "
-        f"| {big} | {big}, per seed | updates/s | minutes per run |",
+        f"| {big} | {big}, per seed | updates/s | training minutes per run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    note = (
+        "\nupdates/s and training minutes: the time a run spent in its update loop, over all its invocations "
+        "(evaluations and checkpoints excluded), on whatever machine and load it ran; speed comparisons belong to "
+        "`benchmarks/throughput.py`."
+    )
     for _, name, *_ in datasets:
         behaviour = None
         for algo in algos:
@@ -544,6 +571,7 @@ def table(
                     **summary,
                     "best/normalized_score": _best_evaluation(run_dir),
                     "final_many/normalized_score": final["eval/normalized_score"] if final else None,
+                    "update_time": update_time(run_dir),
                 }
                 results[f"{name}/{algo}-s{seed}"] = row
                 rows.append(row)
@@ -555,7 +583,7 @@ def table(
             cells = []
             if rows:
                 many = [r["final_many/normalized_score"] for r in rows if r["final_many/normalized_score"] is not None]
-                walls = [r["wall_seconds"] for r in rows if "wall_seconds" in r]
+                timed = [r["update_time"] for r in rows]
                 cells.append(
                     [
                         algo,
@@ -564,8 +592,8 @@ def table(
                         _mean_std([r["best/normalized_score"] for r in rows]),
                         _mean_std(many),
                         ", ".join(f"{v:.1f}" for v in many),
-                        f"{statistics.mean(r['updates_per_second'] for r in rows):.0f}",
-                        _minutes(walls),
+                        f"{statistics.mean(n / t for n, t in timed):.0f}",
+                        _minutes([t for _, t in timed]),
                     ]
                 )
             if peers:
@@ -579,7 +607,7 @@ def table(
                         _mean_std(many),
                         ", ".join(f"{v:.1f}" for v in many),
                         f"{statistics.mean(p['updates_per_second'] for p in peers):.0f}",
-                        _minutes([p["wall_seconds"] for p in peers if "wall_seconds" in p]),
+                        _minutes([p["steps"] / p["updates_per_second"] for p in peers if p["updates_per_second"]]),
                     ]
                 )
                 for p in peers:
@@ -588,7 +616,7 @@ def table(
                 label = f"{name} ({behaviour:.1f})" if behaviour is not None else name
                 lines.append("| " + " | ".join([label, *row]) + " |")
     atomic_write_json(out / "results.json", results)
-    return "\n".join(lines)
+    return "\n".join([*lines, note])
 
 
 ARCHIVED = ("summary.json", "eval.csv", "final_eval.json", "config.json")
@@ -604,6 +632,9 @@ def archive(out: Path, destination: Path) -> None:
             for name in ARCHIVED:
                 if (run / name).exists():
                     shutil.copy2(run / name, destination / dataset.name / run.name / name)
+            updates, seconds = update_time(run)
+            timing = {"updates": updates, "update_seconds": seconds}
+            atomic_write_json(destination / dataset.name / run.name / "timing.json", timing)
             copied += 1
         for record in sorted(dataset.glob("d3rlpy-*.json")):
             (destination / dataset.name).mkdir(parents=True, exist_ok=True)

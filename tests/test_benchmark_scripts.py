@@ -50,10 +50,19 @@ def test_scores_runs_in_parallel_resumes_and_writes_the_table_into_a_file(tmp_pa
     scores.main([*argv, "--archive", str(tmp_path / "kept")])  # all finished: nothing trains, the table is replaced
     assert "2 of 2 runs already finished; 0 to run" in capsys.readouterr().out
     kept = tmp_path / "kept" / "pendulum-mixed" / "bc-s0"
-    assert {p.name for p in kept.iterdir()} == {"summary.json", "eval.csv", "final_eval.json", "config.json"}
+    assert {p.name for p in kept.iterdir()} == {
+        "summary.json",
+        "eval.csv",
+        "final_eval.json",
+        "config.json",
+        "timing.json",
+    }
+    timing = json.loads((kept / "timing.json").read_text())
+    assert timing["updates"] == 200 and timing["update_seconds"] > 0  # from the metric records it does not keep
     table_only = ["--datasets", "pendulum-mixed", "--algos", "bc,td3bc", "--seeds", "0", "--steps", "200"]
     scores.main([*table_only, "--final-episodes", "2", "--table-only", "--out", str(tmp_path / "kept")])
-    assert capsys.readouterr().out.count("| pendulum-mixed (") == 2  # the table from the archive alone
+    archived = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pendulum-mixed")]
+    assert archived == rows  # the table from the archive alone is the same, updates/s and minutes included
     text = markdown.read_text()
     assert text.startswith("# Benchmarks\n\nkept text\n")
     assert text.count("<!-- scores:bench -->") == 1 and text.count("| pendulum-mixed (") == 2

@@ -86,7 +86,7 @@ from offrl.train.online_columns import (
     with_placeholders,
     write_next_actions,
 )
-from offrl.train.runtime import keep_first_runtime, runtime_info
+from offrl.train.runtime import RunClock, keep_first_runtime, runtime_info
 
 MIXING = ("ratio", "buffer")
 
@@ -258,7 +258,7 @@ def _execute(
     loggers: list[Logger] | None,
     stop_after: int | None,
 ) -> FinetuneResult:
-    began = time.perf_counter()
+    clock = RunClock()  # of a resumed run: from its checkpoint's below
     dataset = source.dataset
     task = dataset_task(dataset, config.task)
     if task is None:
@@ -322,8 +322,11 @@ def _execute(
         "buffer_capacity": capacity,
     }
     if resume_checkpoint is not None:
-        state, _ = load_checkpoint(resume_checkpoint, state)
+        state, saved = load_checkpoint(resume_checkpoint, state)
         metadata = keep_first_runtime(metadata, run_dir)
+        began = clock.began
+        clock = RunClock.resumed(saved, int(state["offline_step"]) + int(state["online_step"]))
+        clock.began = began
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)
@@ -354,7 +357,7 @@ def _execute(
                 "online_step": online_step,
                 "episodes_started": episodes_started,
             },
-            metadata,
+            {**metadata, "clock": clock.to_json()},
             keep_last=config.keep_checkpoints,
         )
         # the online training episodes' scores so far (for the regret), per checkpoint step
@@ -510,7 +513,7 @@ def _execute(
         "online_step": online_step,
         **last_eval.summary(),
         "task": task.name,
-        "wall_seconds": time.perf_counter() - began,
+        "wall_seconds": clock.wall_seconds,  # over all the run's invocations
     }
     if (
         online_step

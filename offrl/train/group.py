@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -197,7 +196,6 @@ def _execute_group(
     stop_after: int | None,
     eval_workers: int = 0,
 ) -> list[RunResult]:
-    began = time.perf_counter()
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError("two runs of the group would share a run directory; give them different run names")
     n = len(inputs)
@@ -276,7 +274,6 @@ def _execute_group(
             f.close()
         if pool is not None:
             pool.close()
-    wall = time.perf_counter() - began
     results: list[RunResult] = []
     for i in range(n):
         if i in errors:
@@ -285,7 +282,7 @@ def _execute_group(
             results.append(RunResult(run.run_dir, reached, None, None, run.behaviour, 0.0, 0.0, error=error))
         else:
             agent = _member(agents, active.index(i))
-            results.append(files[i].write_summary(step, agent, loop.updates_per_second, loop.compile_seconds, wall))
+            results.append(files[i].write_summary(step, agent, loop.compile_seconds))
     return results
 
 

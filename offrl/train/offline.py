@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from offrl.train.checkpoint import (
 )
 from offrl.train.engine import UpdateLoop, metric_names
 from offrl.train.loggers import FileLogger, Logger, ProgressBar, TensorBoardLogger, tensorboard_available
-from offrl.train.runtime import keep_first_runtime, runtime_info
+from offrl.train.runtime import RunClock, keep_first_runtime, runtime_info
 
 
 @dataclass(frozen=True)
@@ -407,6 +406,7 @@ class PreparedRun:
     resumed: bool
     metadata: dict[str, Any]
     behaviour: float | None
+    clock: RunClock  # the run's time over all its invocations (a resumed run's starts from its checkpoint's)
 
     def write_config(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -497,9 +497,10 @@ def prepare_run(
                 f"the training data rebuilt for {run_dir} (after corruption / demonstrations) differs from what the "
                 f"run trained on (fingerprint {recorded[:12]}...); resume needs the same data"
             )
-        state, _ = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
+        state, saved = load_checkpoint(resume_checkpoint, {"agent": agent, "sample_key": sample_key, "step": 0})
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
         metadata = keep_first_runtime(metadata, run_dir)
+    clock = RunClock.resumed(saved, step) if resume_checkpoint is not None else RunClock()
     # the behaviour policy's score: the clean data's returns (corrupted rewards say nothing of how it acted), without
     # the demonstrations
     behaviour = behaviour_score(source.dataset, task)
@@ -515,6 +516,7 @@ def prepare_run(
         resume_checkpoint is not None,
         metadata,
         behaviour,
+        clock,
     )
     if write:
         run.write_config()
@@ -570,6 +572,7 @@ class RunFiles:
             self._window[name] = self._window.get(name, 0.0) + value * k
         self._window_updates += k
         self._window_seconds += seconds
+        self.run.clock.add_updates(k, seconds)
         if step % self.config.log_interval == 0 or step == end:
             record = {name: total / self._window_updates for name, total in self._window.items()}
             seconds_total = self._window_seconds
@@ -595,7 +598,7 @@ class RunFiles:
             self.run.run_dir / "checkpoints",
             step,
             {"agent": agent, "sample_key": sample_key, "step": step},
-            self.run.metadata,
+            {**self.run.metadata, "clock": self.run.clock.to_json()},
             keep_last=self.config.keep_checkpoints,
         )
 
@@ -641,21 +644,21 @@ class RunFiles:
         for sink in self.sinks:
             sink.close()
 
-    def write_summary(
-        self, step: int, agent: Any, updates_per_second: float, compile_seconds: float, wall_seconds: float
-    ) -> RunResult:
+    def write_summary(self, step: int, agent: Any, compile_seconds: float) -> RunResult:
+        """``summary.json``: the final evaluation, and the run's updates/s and wall time over all its invocations
+        (``RunClock``; compile time apart, of this invocation)."""
+        clock = self.run.clock
         summary = {
             "step": step,
-            "updates_per_second": updates_per_second,
             "compile_seconds": compile_seconds,
             "behaviour_normalized_score": self.run.behaviour,
             **({k: v for k, v in self.last_eval.summary().items()} if self.last_eval else {}),
             "task": self.run.task.name if self.run.task else None,
-            "wall_seconds": wall_seconds,  # of this invocation (a resumed run: the resumed part)
+            **clock.summary(),
         }
         atomic_write_json(self.run.run_dir / "summary.json", summary)
         return RunResult(
-            self.run.run_dir, step, agent, self.last_eval, self.run.behaviour, updates_per_second, compile_seconds
+            self.run.run_dir, step, agent, self.last_eval, self.run.behaviour, clock.updates_per_second, compile_seconds
         )
 
 
@@ -667,7 +670,6 @@ def _execute(
     loggers: list[Logger] | None,
     stop_after: int | None,
 ) -> RunResult:
-    began = time.perf_counter()
     run = prepare_run(inputs, run_dir, resume_checkpoint)
     config, algo = inputs.config, inputs.algo
     data = jax.device_put(run.arrays)
@@ -695,7 +697,7 @@ def _execute(
     finally:
         bar.close()
         files.close()
-    return files.write_summary(step, agent, loop.updates_per_second, loop.compile_seconds, time.perf_counter() - began)
+    return files.write_summary(step, agent, loop.compile_seconds)
 
 
 def _next_multiple(step: int, interval: int) -> int:

@@ -56,7 +56,7 @@ from offrl.train.offline import (
     open_sinks,
     read_run_config,
 )
-from offrl.train.runtime import keep_first_runtime, runtime_info
+from offrl.train.runtime import RunClock, keep_first_runtime, runtime_info
 
 ONLINE_ALGORITHMS = ("sac", "td3")
 
@@ -365,13 +365,15 @@ def _execute(
         "buffer_bytes": replay.buffer_bytes(config.capacity, spec.observation_shape, spec.action_dim),
     }
     if resume_checkpoint is not None:
-        state, _ = _load_online_checkpoint(resume_checkpoint, state)
+        state, saved = _load_online_checkpoint(resume_checkpoint, state)
         metadata = keep_first_runtime(metadata, run_dir)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", metadata)
     agent, buffer, key = state["agent"], state["buffer"], state["key"]
     step, episodes_started = int(state["step"]), int(state["episodes_started"])
+    clock = RunClock.resumed(saved, step) if resume_checkpoint is not None else RunClock()
+    first_step = step
 
     sinks = open_sinks(run_dir, step if resume_checkpoint is not None else None, loggers)
     bar = ProgressBar(config.steps, step, config.progress, f"{algo.name} {task.name}")
@@ -389,7 +391,7 @@ def _execute(
             run_dir / "checkpoints",
             at,
             {"agent": agent, "buffer": buffer, "key": key, "step": at, "episodes_started": envs.episodes_started},
-            metadata,
+            {**metadata, "clock": clock.to_json()},
             keep_last=config.keep_checkpoints,
         )
 
@@ -404,8 +406,8 @@ def _execute(
     stopped = False
     window: dict[str, float] = {}
     window_calls, episodes = 0, []
-    window_start = run_start = time.perf_counter()
-    total_updates, update_seconds, env_seconds = 0, 0.0, 0.0
+    window_start = time.perf_counter()
+    env_seconds = 0.0
     try:
         while step < end:
             t0 = time.perf_counter()
@@ -430,11 +432,10 @@ def _execute(
                         )
                     window[name] = window.get(name, 0.0) + float(value)
                 window_calls += 1
-                total_updates += num_updates
-                update_seconds += time.perf_counter() - t1
+                clock.add_updates(num_updates, time.perf_counter() - t1)
             else:
                 jax.block_until_ready(actions)
-            rate = total_updates / update_seconds if update_seconds else 0.0
+            rate = clock.updates_per_second
             bar.advance(n, {k: v / window_calls for k, v in window.items()} if window_calls else {}, rate)
             if step % config.log_interval == 0 or step == end:
                 elapsed = time.perf_counter() - window_start
@@ -444,7 +445,7 @@ def _execute(
                     record["train/episode_length"] = float(np.mean([length for _, length in episodes]))
                     record["train/episodes"] = float(len(episodes))
                 record["time/env_steps_per_second"] = config.log_interval / elapsed if elapsed > 0 else 0.0
-                record["time/updates_per_second"] = total_updates / update_seconds if update_seconds else 0.0
+                record["time/updates_per_second"] = clock.updates_per_second
                 for sink in sinks:
                     sink.log(step, record, "train")
                 window, window_calls, episodes = {}, 0, []
@@ -466,19 +467,17 @@ def _execute(
         for sink in sinks:
             sink.close()
 
-    updates_per_second = total_updates / update_seconds if update_seconds else 0.0
-    env_steps_per_second = step / env_seconds if env_seconds else 0.0
+    env_steps_per_second = (step - first_step) / env_seconds if env_seconds else 0.0  # this invocation's
     summary = {
         "step": step,
-        "updates_per_second": updates_per_second,
         "env_steps_per_second_env_only": env_steps_per_second,
         **last_eval.summary(),
         "task": task.name,
         "stopped_at_return": stopped,
-        "wall_seconds": time.perf_counter() - run_start,
+        **clock.summary(),  # updates/s and wall time over all the run's invocations
     }
     atomic_write_json(run_dir / "summary.json", summary)
-    return OnlineResult(run_dir, step, agent, last_eval, updates_per_second, env_steps_per_second)
+    return OnlineResult(run_dir, step, agent, last_eval, clock.updates_per_second, env_steps_per_second)
 
 
 def _load_online_checkpoint(path: Path, template: Any, part: str | None = None):

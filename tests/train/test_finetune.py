@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -47,9 +48,12 @@ def test_a_run_has_both_phases_and_the_fine_tuning_metrics(tmp_path):
 def test_resume_before_or_after_the_switch_equals_an_uninterrupted_run(tmp_path, mixing, stop):
     whole = finetune(quick(tmp_path, run_name="whole", mixing=mixing), SMALL)
     finetune(quick(tmp_path, run_name="split", mixing=mixing), SMALL, stop_after=stop)
+    began = time.perf_counter()
     resumed = resume_finetune(tmp_path / "split")
     assert leaves_equal(whole.agent, resumed.agent)
     assert resumed.summary["final"] == whole.summary["final"]
+    # the wall time is the whole run's: the first invocation's (to its checkpoint) and the resumed one's
+    assert resumed.summary["wall_seconds"] > time.perf_counter() - began
     assert resumed.summary["train_regret"] == pytest.approx(whole.summary["train_regret"], nan_ok=True)
 
 

@@ -12,7 +12,7 @@ from offrl.algos.sac import SACConfig
 from offrl.algos.td3 import TD3Config
 from offrl.data.dataset import next_observation_mismatches
 from offrl.train import load_policy
-from offrl.train.checkpoint import list_checkpoints
+from offrl.train.checkpoint import list_checkpoints, read_metadata
 from offrl.train.online import Environments, OnlineConfig, replay_dataset, resume_online, train_online
 from tests.conftest import leaves_equal
 
@@ -52,6 +52,11 @@ def test_online_resume_equals_an_uninterrupted_run(tmp_path, algo):
         for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
     ]
     assert rows("whole")[-1] == rows("split")[-1]
+    # the summary's time covers both invocations: the clock carried in the checkpoints counts every update once
+    clock = lambda run: read_metadata(list_checkpoints(tmp_path / run / "checkpoints")[-1])["clock"]  # noqa: E731
+    assert clock("split")["updates"] == clock("whole")["updates"] > 0
+    summary = json.loads((tmp_path / "split" / "summary.json").read_text())
+    assert summary["updates_per_second"] == pytest.approx(clock("split")["updates"] / clock("split")["update_seconds"])
 
 
 def test_run_directory_and_loading_the_policy(tmp_path):

@@ -15,7 +15,7 @@ from offrl.algos.recoil import ReCOILConfig
 from offrl.algos.td3bc import TD3BCConfig
 from offrl.data import from_arrays, save_dataset
 from offrl.train import CheckpointError, NonFiniteLossError, TrainConfig, load_policy, resume, train
-from offrl.train.checkpoint import list_checkpoints
+from offrl.train.checkpoint import list_checkpoints, read_metadata
 from tests.conftest import leaves_equal, make_arrays
 
 SMALL = {
@@ -110,6 +110,35 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, case):
         if r["kind"] == "train"
     ]
     assert train_rows("whole")[-1] == train_rows("split")[-1]
+
+
+def test_a_resumed_run_reports_the_time_of_all_its_invocations(tmp_path):
+    """summary.json's updates/s and wall time cover the whole run: every checkpoint carries the clock's totals and
+    a resumed run goes on from them; a checkpoint written before the clock existed starts it at its step."""
+    for name in ("r", "old"):
+        config = quick(tmp_path, algo="bc", run_name=name, steps=300, eval_interval=0, checkpoint_interval=100)
+        train(config, SMALL["bc"], stop_after=200)
+    checkpoints = list_checkpoints(tmp_path / "r" / "checkpoints")
+    clocks = [read_metadata(p)["clock"] for p in checkpoints]
+    assert [c["updates"] for c in clocks] == [100, 200] and clocks[0]["wall_seconds"] < clocks[1]["wall_seconds"]
+    result = resume(tmp_path / "r")
+    final = read_metadata(list_checkpoints(tmp_path / "r" / "checkpoints")[-1])["clock"]
+    assert final["updates"] == 300 and final["timed_from_step"] == 0
+    assert final["update_seconds"] > clocks[1]["update_seconds"] and final["wall_seconds"] > clocks[1]["wall_seconds"]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["updates_per_second"] == pytest.approx(300 / final["update_seconds"])
+    assert result.updates_per_second == summary["updates_per_second"]
+    assert summary["wall_seconds"] >= final["wall_seconds"] and "timed_from_step" not in summary
+
+    sidecar = list_checkpoints(tmp_path / "old" / "checkpoints")[-1].with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    del meta["clock"]
+    sidecar.write_text(json.dumps(meta))  # as an older offrl wrote it
+    resume(tmp_path / "old")
+    summary = json.loads((tmp_path / "old" / "summary.json").read_text())
+    assert summary["timed_from_step"] == 200
+    final = read_metadata(list_checkpoints(tmp_path / "old" / "checkpoints")[-1])["clock"]
+    assert final["updates"] == 100 and final["timed_from_step"] == 200
 
 
 def test_resume_refuses_different_data(tmp_path):
