@@ -97,8 +97,10 @@ def _algo_in(argv: list[str], default: str) -> str:
     pre.add_argument("--resume", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.algo is None and known.resume:
-        saved = Path(known.resume) / "config.json"
-        return json.loads(saved.read_text())["algo"] if saved.exists() else default
+        from offrl.train.offline import read_run_config
+
+        saved = Path(known.resume)
+        return read_run_config(saved)["algo"] if (saved / "config.json").exists() else default
     return known.algo or default
 
 
@@ -357,11 +359,12 @@ def cmd_finetune(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.resume:
         given = sorted(
-            (set(_pick(args, FinetuneConfig)) | set(_pick(args, get_algorithm(algo_name).config_class))) - {"algo"}
+            (set(_pick(args, FinetuneConfig)) | set(_pick(args, get_algorithm(algo_name).config_class)))
+            - {"algo", "progress"}
         )
         if given:
             parser.error(f"--resume continues the run as it was configured; drop {', '.join(given)}")
-        result = resume_finetune(args.resume)
+        result = resume_finetune(args.resume, progress=getattr(args, "progress", None))
     else:
         options = _pick(args, FinetuneConfig)
         algo = get_algorithm(options.get("algo", "iql"))
@@ -518,9 +521,16 @@ def cmd_report(argv: list[str]) -> int:
     parser.add_argument("--out", default="report", help="output directory: index.html and the PNGs")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = parser.parse_args(argv)
-    runs = [read_run(d) for d in args.run_dirs]
-    images = plots(runs)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file; the report is a directory (index.html and PNGs)")
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").exists():
+        parser.error(f"--out {out} holds other files and no earlier report; choose an empty or new directory")
+    runs = [read_run(d) for d in args.run_dirs]
+    empty = [str(d) for d, r in zip(args.run_dirs, runs, strict=True) if not r.eval and not r.train]
+    if empty:
+        parser.error(f"no metrics recorded yet in {', '.join(empty)} (train.csv and eval.csv are missing or empty)")
+    images = plots(runs)
     write_report(out / "index.html", render(runs, images), overwrite=args.overwrite)
     for name, png in images.items():
         (out / f"{name.replace('/', '_')}.png").write_bytes(png)
@@ -604,7 +614,7 @@ def cmd_dataset(argv: list[str]) -> int:
         help="save a dataset in offrl's own npz format (several sources: concatenated, e.g. medium + expert)",
     )
     convert.add_argument("source", nargs="+", help="dataset files or directories, or built-in names")
-    convert.add_argument("destination", help="the .npz file to write")
+    convert.add_argument("destination", help="the .npz file to write (.npz is appended when missing)")
     convert.add_argument("--task", help="task (for flat logs: its time limit)")
     convert.add_argument("--max-episode-steps", type=int, help="time limit for flat logs without end flags")
     convert.add_argument("--overwrite", action="store_true", help="replace the destination if it exists")
@@ -665,15 +675,17 @@ def cmd_dataset(argv: list[str]) -> int:
         return 0
     if args.action == "convert":
         from offrl.data.dataset import concatenate
+        from offrl.data.formats.common import check_destination
+        from offrl.data.formats.npz import npz_destination
         from offrl.data.loaders import save_dataset
         from offrl.train.offline import resolve_dataset
 
+        destination = npz_destination(args.destination)
+        check_destination(destination, "npz", args.overwrite)  # before loading: refuse early, write nothing
         parts = [resolve_dataset(s, args.task or "", args.max_episode_steps or 0).dataset for s in args.source]
         dataset = parts[0] if len(parts) == 1 else concatenate(parts)
-        digest = save_dataset(dataset, args.destination, overwrite=args.overwrite)
-        print(
-            f"wrote {args.destination} ({dataset.size} transitions, {dataset.num_episodes} episodes), sha256 {digest}"
-        )
+        digest = save_dataset(dataset, destination, overwrite=args.overwrite)
+        print(f"wrote {destination} ({dataset.size} transitions, {dataset.num_episodes} episodes), sha256 {digest}")
         return 0
 
     report = dataset_report(args.path, args.task, args.max_episode_steps)
@@ -715,21 +727,29 @@ def cmd_dataset(argv: list[str]) -> int:
 
 
 def _dataset_report_html(args: argparse.Namespace) -> int:
+    from offrl.data.dataset import check_against_spaces
     from offrl.data.diagnostics import measure
     from offrl.reports.dataset import render, verdict, write_report
     from offrl.train.offline import dataset_task, resolve_dataset
 
+    if args.out:
+        _check_report_destination(Path(args.out), args.overwrite)
     source = resolve_dataset(args.path, args.task or "", args.max_episode_steps or 0)
     dataset = source.dataset
     task = dataset_task(dataset, args.task or "")
+    if task is not None:  # as `offrl train` does: TQ from another task's reference returns would mean nothing
+        check_against_spaces(dataset, *task.spaces())
     reference = None
     if args.reference:
         reference = resolve_dataset(args.reference, args.task or "", args.max_episode_steps or 0).dataset
+        if task is not None:
+            check_against_spaces(reference, *task.spaces())
     refs = {"random_return": task.ref_random, "best_return": task.ref_expert} if task is not None else {}
     measures = measure(dataset, reference=reference, bins=args.bins, **refs)
     normalized = np.asarray(task.normalized_score(measures.episode_returns)) if task is not None else None
     name = Path(str(source.path)).name if source.path else args.path
     out = Path(args.out) if args.out else Path(f"{Path(name).stem}-report.html")
+    _check_report_destination(out, args.overwrite)
     page = render(name, dataset, measures, task=task.name if task else None, reference=args.reference,
                   normalized_returns=normalized)  # fmt: skip
     write_report(out, page, overwrite=args.overwrite)
@@ -739,14 +759,23 @@ def _dataset_report_html(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_report_destination(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an HTML report destination that would be lost or cannot be written."""
+    if out.is_dir():
+        raise FileExistsError(f"{out} is a directory; --out must name an HTML file (a directory is never replaced)")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+
+
 def _dataset_make(args: argparse.Namespace) -> int:
     from offrl.data import collect as c
+    from offrl.data.formats.common import check_destination
     from offrl.data.loaders import file_sha256
     from offrl.envs import get_task
 
     destination = Path(args.destination)
-    if destination.exists() and not args.overwrite:
-        raise FileExistsError(f"{destination} exists; pass --overwrite to replace it")
+    # Before collecting: a file only replaces a D4RL file, a directory only a Minari dataset offrl wrote.
+    check_destination(destination, _made_format(destination), args.overwrite)
     if args.replay:
         return _dataset_from_replay(args, destination)
     if not args.task:
@@ -786,7 +815,7 @@ def _write_made_dataset(dataset: Any, destination: Path, task: Any, attrs: dict[
     from offrl.data.formats.d4rl import save_d4rl_hdf5
     from offrl.data.formats.minari import save_minari
 
-    if destination.suffix in (".hdf5", ".h5"):
+    if _made_format(destination) == "hdf5":
         save_d4rl_hdf5(dataset, destination, attrs, overwrite=args.overwrite)
     else:
         dataset_id = args.dataset_id or f"offrl/{task.name}-{destination.name}-v0"
@@ -796,6 +825,11 @@ def _write_made_dataset(dataset: Any, destination: Path, task: Any, attrs: dict[
         f"wrote {destination}: {dataset.size} transitions, {dataset.num_episodes} episodes; "
         f"mean return {returns.mean():.1f} (normalised {float(task.normalized_score(returns.mean())):.1f})"
     )
+
+
+def _made_format(destination: Path) -> str:
+    """What ``offrl dataset make`` writes to ``destination``: a D4RL HDF5 file or a Minari directory."""
+    return "hdf5" if destination.suffix in (".hdf5", ".h5") else "minari"
 
 
 def _dataset_from_replay(args: argparse.Namespace, destination: Path) -> int:

@@ -129,10 +129,15 @@ def measure(
     if bins < 2:
         raise ValueError(f"bins must be >= 2, got {bins}")
     reference = dataset if reference is None else reference
-    if reference.observation_shape != dataset.observation_shape or reference.discrete != dataset.discrete:
+    if (
+        reference.observation_shape != dataset.observation_shape
+        or reference.discrete != dataset.discrete
+        or reference.actions.shape[1:] != dataset.actions.shape[1:]
+    ):
         raise ValueError(
             f"the reference dataset's spaces differ from the dataset's: observations {reference.observation_shape} vs "
-            f"{dataset.observation_shape}, discrete actions {reference.discrete} vs {dataset.discrete}"
+            f"{dataset.observation_shape}, discrete actions {reference.discrete} vs {dataset.discrete}, actions "
+            f"{reference.actions.shape[1:]} vs {dataset.actions.shape[1:]} per row"
         )
     bounds = Bounds.of(reference)
     rows = state_action_bins(dataset, bounds, bins)

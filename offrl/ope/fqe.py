@@ -128,6 +128,9 @@ def fitted_q_evaluation(
 ) -> FQEResult:
     """Estimate the discounted return of ``policy`` from its episode starts in ``dataset``, with an interval."""
     config = config or FQEConfig()
+    check = getattr(policy, "check_data", None)  # an offrl policy names what does not fit
+    if check is not None:
+        check(dataset)
     horizon = 1.0 / (1.0 - config.discount)
     if config.steps * config.tau < 3.0 * horizon:
         warnings.warn(

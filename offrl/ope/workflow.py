@@ -42,7 +42,7 @@ from offrl.algos.base import Spec
 from offrl.data.dataset import Dataset
 from offrl.data.transforms import Transforms
 from offrl.train.checkpoint import list_checkpoints, load_checkpoint, read_metadata
-from offrl.train.offline import _config_from_json
+from offrl.train.offline import _config_from_json, check_spec_fits_data
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,9 @@ def checkpoint_statistics(run_dir: str | Path, dataset: Dataset, max_rows: int =
     algo = get_algorithm(meta["algo"])
     config = _config_from_json(algo.config_class, meta["algo_config"])
     spec = Spec.from_json(meta["spec"])
+    check_spec_fits_data(spec, dataset, f"the run {run_dir}")
+    if max_rows < 1:
+        raise ValueError(f"max_rows (--max-rows) must be at least 1, got {max_rows}")
     transforms = Transforms.from_json(meta["transforms"])
     rows = np.linspace(0, dataset.size - 1, min(max_rows, dataset.size)).astype(np.int64)
     arrays = transforms.apply(dataset)

@@ -55,7 +55,10 @@ def read_run(run_dir: str | Path) -> RunCurves:
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not an offrl run directory (no config.json)")
-    config = json.loads(config_path.read_text())
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{config_path} is not valid JSON ({e}); the run's config file is corrupt") from e
     dataset = config.get("dataset", {}).get("name", "") if isinstance(config.get("dataset"), dict) else ""
     return RunCurves(
         name=run_dir.name,

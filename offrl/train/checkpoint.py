@@ -80,6 +80,14 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_step(path: str | os.PathLike[str]) -> int:
+    """The step a checkpoint file was written at (from its name, ``step_000001000.msgpack``)."""
+    found = _NAME.search(Path(path).name)
+    if found is None:
+        raise CheckpointError(f"{path} is not named like a checkpoint (step_NNNNNNNNN.msgpack)")
+    return int(found.group(1))
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     sidecar = path.with_suffix(".json")

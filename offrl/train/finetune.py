@@ -57,7 +57,7 @@ from offrl.envs.evaluation import EvaluationResult
 from offrl.envs.registry import get_task
 from offrl.envs.start_states import PrefixStarts
 from offrl.train import replay
-from offrl.train.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from offrl.train.checkpoint import atomic_write_json, checkpoint_step, load_checkpoint, save_checkpoint
 from offrl.train.engine import UpdateLoop, metric_names
 from offrl.train.finetune_metrics import fine_tuning_summary
 from offrl.train.loggers import Logger, ProgressBar
@@ -68,6 +68,8 @@ from offrl.train.offline import (
     _config_from_json,
     _next_multiple,
     algorithm_and_config,
+    check_new_run_dir,
+    check_resume_target,
     dataset_task,
     evaluate_agent,
     last_good_checkpoint,
@@ -75,6 +77,7 @@ from offrl.train.offline import (
     open_sinks,
     read_run_config,
     resolve_dataset,
+    run_directory,
     spec_for,
 )
 from offrl.train.online import Environments, choose_actions
@@ -225,14 +228,17 @@ def finetune(
     algo_config, _ = finetuning_configs(algo, algo_config, config.offline_steps, config.online_steps)
     source = resolve_dataset(config.dataset, config.task)
     name = config.run_name or f"{algo.name}-{source.name}-o2o-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(config.output_dir) / name
-    if (run_dir / "config.json").exists():
-        raise FileExistsError(f"{run_dir} already holds a run; continue it with resume_finetune({str(run_dir)!r})")
+    run_dir = run_directory(config.output_dir, name)
+    check_new_run_dir(run_dir, f"continue it with `offrl finetune --resume {run_dir}`")
     return _execute(config, algo, algo_config, source, run_dir, None, loggers, stop_after)
 
 
 def resume_finetune(
-    run_dir: str | Path, *, loggers: list[Logger] | None = None, stop_after: int | None = None
+    run_dir: str | Path,
+    *,
+    loggers: list[Logger] | None = None,
+    stop_after: int | None = None,
+    progress: bool | None = None,
 ) -> FinetuneResult:
     """Continue the offline-to-online run in ``run_dir`` from its newest checkpoint, in whichever phase."""
     run_dir = Path(run_dir)
@@ -240,12 +246,16 @@ def resume_finetune(
     if saved.get("kind") != "offline-to-online":
         raise ValueError(f"{run_dir} is not an offline-to-online run")
     config = _config_from_json(FinetuneConfig, saved["train"])
+    if progress is not None:
+        config = dataclasses.replace(config, progress=progress)
     algo = get_algorithm(config.algo)
     algo_config = _config_from_json(algo.config_class, saved["algo_config"])
     source = resolve_dataset(saved["dataset"]["path"] if not saved["dataset"]["builtin"] else config.dataset)
     if source.dataset.fingerprint() != saved["dataset"]["fingerprint"]:
         raise ValueError(f"the dataset {source.path} differs from the one this run trained on; resume needs it")
-    return _execute(config, algo, algo_config, source, run_dir, newest_checkpoint(run_dir), loggers, stop_after)
+    checkpoint = newest_checkpoint(run_dir)
+    check_resume_target(run_dir, checkpoint_step(checkpoint), config.offline_steps + config.online_steps)
+    return _execute(config, algo, algo_config, source, run_dir, checkpoint, loggers, stop_after)
 
 
 def _execute(
@@ -269,6 +279,11 @@ def _execute(
         raise ValueError(f"the online task {online_task.name} has other spaces than the evaluation task {task.name}")
     if dataset.discrete:
         raise ValueError("offline-to-online runs are for continuous actions")
+    starts = (  # checked before anything is written: the online phase may come hours later
+        PrefixStarts.from_dataset(dataset, config.prefix_fraction, config.prefix_top)
+        if config.prefix_fraction > 0
+        else None
+    )
     transforms = Transforms.fit(
         dataset, normalize_observations=algo_config.normalize_observations, reward_scaling=algo_config.reward_scaling
     )
@@ -417,11 +432,6 @@ def _execute(
             end_next_actions = jax.jit(reset_next_actions, static_argnums=1, donate_argnums=0)
             returns = EpisodeReturns(config.num_envs, discount, capacity) if "mc_returns" in columns else None
             position = int(buffer.position)
-            starts = (
-                PrefixStarts.from_dataset(dataset, config.prefix_fraction, config.prefix_top)
-                if config.prefix_fraction > 0
-                else None
-            )
             envs = Environments(online_task, config.num_envs, config.seed, episodes_started, starts)
             n = config.num_envs
             try:

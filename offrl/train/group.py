@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from offrl.algos.base import training_update
-from offrl.train.checkpoint import CheckpointError, list_checkpoints
+from offrl.train.checkpoint import CheckpointError, checkpoint_step, list_checkpoints
 from offrl.train.engine import GroupUpdateLoop, metric_names
 from offrl.train.evaluation_pool import EvaluationPool
 from offrl.train.loggers import ProgressBar
@@ -61,6 +61,8 @@ from offrl.train.offline import (
     _expert_source,
     _run_dir,
     algorithm_and_config,
+    check_new_run_dir,
+    check_resume_target,
     newest_checkpoint,
     prepare_run,
     resolve_dataset,
@@ -93,8 +95,7 @@ def train_group(
         if where not in sources:
             sources[where] = resolve_dataset(*where)
         run_dir = _run_dir(config, sources[where].name)
-        if (run_dir / "config.json").exists():
-            raise FileExistsError(f"{run_dir} already holds a run; continue the group with resume_group")
+        check_new_run_dir(run_dir, "continue the group with resume_group (`offrl train --resume DIR DIR ...`)")
         inputs.append(RunInputs(config, algo, algo_config, sources[where], _expert_source(config, algo)))
         run_dirs.append(run_dir)
     return _execute_group(inputs, run_dirs, [None] * len(configs), stop_after, eval_workers)
@@ -115,11 +116,17 @@ def resume_group(
     configs = {_json(i.algo_config) for i in inputs}
     if len(configs) > 1:
         raise ValueError("the runs were trained with different algorithm configs; a group shares one")
-    saved = [{_checkpoint_step(p): p for p in list_checkpoints(d / "checkpoints")} for d in run_dirs]
+    saved = [{checkpoint_step(p): p for p in list_checkpoints(d / "checkpoints")} for d in run_dirs]
     common = set.intersection(*(set(s) for s in saved))
     if not common:
         raise CheckpointError(f"the runs {', '.join(map(str, run_dirs))} have no checkpoint step in common")
     step = max(common)
+    target = inputs[0].config.steps
+    if target < step:
+        check_resume_target(run_dirs[0], step, target)  # refuses: it would go back
+    if target == step and all((d / "summary.json").exists() for d in run_dirs):
+        for d in run_dirs:
+            check_resume_target(d, step, target)  # refuses when they all finished there
     for run_dir, steps_saved in zip(run_dirs, saved, strict=True):
         newer = sorted(k for k in steps_saved if k > step)
         if newer:  # stopped while the group was checkpointing: it goes back to the group's step, as its logs will
@@ -162,7 +169,7 @@ def train_or_resume_group(
                 try:
                     results.append(resume(run_dir, steps=steps, progress=False))
                 except NonFiniteLossError as stopped:
-                    step = _checkpoint_step(newest_checkpoint(run_dir))  # its last good one
+                    step = checkpoint_step(newest_checkpoint(run_dir))  # its last good one
                     results.append(RunResult(run_dir, step, None, None, None, 0.0, 0.0, error=str(stopped)))
     if fresh:
         results += train_group(fresh, algo_config, eval_workers=eval_workers)
@@ -174,10 +181,6 @@ def train_or_resume_group(
 
 def _json(config: Any) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
-
-
-def _checkpoint_step(path: Path) -> int:
-    return int(path.stem.split("_")[-1])
 
 
 def _check_shared(configs: list[TrainConfig]) -> None:
@@ -262,7 +265,7 @@ def _execute_group(
             final = [(j, i) for j, i in enumerate(active) if files[i].needs_final_evaluation(step)]
             for j, i in final:  # the pool evaluates a checkpoint: one at this step (a resume may start at the end)
                 last = files[i].last_checkpoint
-                if last is None or _checkpoint_step(last) != step:
+                if last is None or checkpoint_step(last) != step:
                     files[i].save(step, *_member_state(agents, keys, j))
             _evaluate_in_pool(pool, [files[i] for _, i in final], step)
         else:

@@ -39,6 +39,7 @@ from offrl.envs.registry import Task, find_task
 from offrl.train.checkpoint import (
     CheckpointError,
     atomic_write_json,
+    checkpoint_step,
     list_checkpoints,
     load_checkpoint,
     read_metadata,
@@ -253,7 +254,51 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-    return json.loads(config_path.read_text())
+    try:
+        saved = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{config_path} is not valid JSON ({e}); the run's config file is corrupt") from e
+    if not isinstance(saved, dict) or "train" not in saved:
+        raise CheckpointError(f"{config_path} is not an offrl run config (no 'train' settings)")
+    return saved
+
+
+def run_directory(output_dir: str, run_name: str) -> Path:
+    """``output_dir / run_name``; a run name is one directory name (no path separators, not ``.`` or ``..``), so a
+    run never lands outside ``output_dir``."""
+    if not run_name or run_name in (".", "..") or "/" in run_name or "\\" in run_name:
+        raise ValueError(f"the run name {run_name!r} must be a single directory name (no '/', not '.' or '..')")
+    return Path(output_dir) / run_name
+
+
+def check_new_run_dir(run_dir: Path, continue_with: str) -> None:
+    """Refuse to start a run in a directory that holds anything: an earlier run (``continue_with`` says how to
+    continue it) or files that are not a run, which a new run's logs and checkpoints would overwrite or mix with."""
+    if (run_dir / "config.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; {continue_with}")
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise FileExistsError(
+            f"{run_dir} exists and is not an empty directory, but holds no run (no config.json); a new run would "
+            "write into it: choose another --run-name or --output-dir"
+        )
+
+
+def check_resume_target(run_dir: Path, at: int, target: int) -> None:
+    """Refuse a resume that would go back (``target`` below the checkpoint step ``at``) or redo a finished run."""
+    if target < at:
+        raise ValueError(
+            f"{run_dir} is at step {at} (its newest checkpoint); resuming it to {target} steps would go back: "
+            f"give --steps above {at}, or start a new run"
+        )
+    summary = run_dir / "summary.json"
+    if target == at and summary.exists():
+        try:
+            done = json.loads(summary.read_text())
+            finished = done.get("step", done.get("offline_step", 0) + done.get("online_step", 0)) == at
+        except json.JSONDecodeError:
+            finished = False
+        if finished:
+            raise ValueError(f"{run_dir} finished at step {at}; give --steps above {at} to train it further")
 
 
 def newest_checkpoint(run_dir: Path) -> Path:
@@ -287,8 +332,7 @@ def _config_from_json(cls: type, values: dict[str, Any]) -> Any:
 
 
 def _run_dir(config: TrainConfig, data_name: str) -> Path:
-    name = config.run_name or f"{config.algo}-{data_name}-s{config.seed}"
-    return Path(config.output_dir) / name
+    return run_directory(config.output_dir, config.run_name or f"{config.algo}-{data_name}-s{config.seed}")
 
 
 def train(
@@ -300,11 +344,9 @@ def train(
     source = resolve_dataset(config.dataset, config.task, config.max_episode_steps)
     expert = _expert_source(config, algo)
     run_dir = _run_dir(config, source.name)
-    if (run_dir / "config.json").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; continue it with `offrl train --resume {run_dir}` or choose another "
-            "--run-name / --output-dir"
-        )
+    check_new_run_dir(
+        run_dir, f"continue it with `offrl train --resume {run_dir}` or choose another --run-name / --output-dir"
+    )
     return _execute(
         RunInputs(config, algo, algo_config, source, expert),
         run_dir,
@@ -337,9 +379,9 @@ def resume(
     """Continue the run in ``run_dir`` from its newest checkpoint (optionally to a new total of ``steps``)."""
     run_dir = Path(run_dir)
     inputs = resume_inputs(run_dir, steps=steps, progress=progress)
-    return _execute(
-        inputs, run_dir, resume_checkpoint=newest_checkpoint(run_dir), loggers=loggers, stop_after=stop_after
-    )
+    checkpoint = newest_checkpoint(run_dir)
+    check_resume_target(run_dir, checkpoint_step(checkpoint), inputs.config.steps)
+    return _execute(inputs, run_dir, resume_checkpoint=checkpoint, loggers=loggers, stop_after=stop_after)
 
 
 @dataclass(frozen=True)
@@ -755,6 +797,30 @@ class LoadedPolicy:
         if problems:
             raise ValueError(f"this policy (trained on {self.metadata.get('task')}) takes " + "; ".join(problems))
 
+    def check_data(self, dataset: Dataset) -> None:
+        """Raise a clear error when ``dataset``'s observations or actions are not the policy's (off-policy
+        evaluation of this policy on that data would be meaningless)."""
+        check_spec_fits_data(
+            Spec.from_json(self.metadata["spec"]), dataset, f"this policy ({self.metadata.get('task')})"
+        )
+
+
+def check_spec_fits_data(spec: Spec, dataset: Dataset, what: str) -> None:
+    """Raise a clear error, naming ``what``, when ``dataset`` has other observation or action shapes than ``spec``."""
+    theirs = spec_for(dataset)
+    problems = []
+    if tuple(spec.observation_shape) != tuple(theirs.observation_shape):
+        problems.append(
+            f"observations of shape {tuple(spec.observation_shape)}, the data has {tuple(theirs.observation_shape)}"
+        )
+    if (spec.discrete, spec.action_dim) != (theirs.discrete, theirs.action_dim):
+        kind = lambda d, n: f"{n} discrete actions" if d else f"{n}-dimensional continuous actions"  # noqa: E731
+        problems.append(
+            f"{kind(spec.discrete, spec.action_dim)}, the data has {kind(theirs.discrete, theirs.action_dim)}"
+        )
+    if problems:
+        raise ValueError(f"{what} takes " + "; ".join(problems))
+
 
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Load a checkpoint file, or the newest checkpoint of a run directory."""
@@ -764,6 +830,10 @@ def load_policy(path: str | Path) -> LoadedPolicy:
         if not candidates:
             raise CheckpointError(f"no checkpoint found in {path}")
         path = candidates[-1]
+    elif path.suffix == ".json" and path.with_suffix(".msgpack").exists():
+        raise CheckpointError(f"{path} is a checkpoint's JSON sidecar: give {path.with_suffix('.msgpack')}")
+    elif path.exists() and path.suffix != ".msgpack":
+        raise CheckpointError(f"{path} is not an offrl checkpoint (step_N.msgpack) or run directory")
     meta = read_metadata(path)
     algo = get_algorithm(meta["algo"])
     algo_config = _config_from_json(algo.config_class, meta["algo_config"])

@@ -42,6 +42,7 @@ from offrl.train import replay
 from offrl.train.checkpoint import (
     CheckpointError,
     atomic_write_json,
+    checkpoint_step,
     load_checkpoint,
     save_checkpoint,
 )
@@ -50,11 +51,14 @@ from offrl.train.offline import (
     NonFiniteLossError,
     _config_from_json,
     algorithm_and_config,
+    check_new_run_dir,
+    check_resume_target,
     evaluate_agent,
     last_good_checkpoint,
     newest_checkpoint,
     open_sinks,
     read_run_config,
+    run_directory,
 )
 from offrl.train.runtime import RunClock, keep_first_runtime, runtime_info
 
@@ -262,7 +266,7 @@ def choose_actions(algo: Algorithm, agent: Any, key: jax.Array, obs: jax.Array, 
 
 def _run_dir(config: OnlineConfig, task: Task) -> Path:
     name = config.run_name or f"{config.algo}-{task.name}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(config.output_dir) / name
+    return run_directory(config.output_dir, name)
 
 
 def train_online(
@@ -280,10 +284,7 @@ def train_online(
         )
     task = get_task(config.task)
     run_dir = _run_dir(config, task)
-    if (run_dir / "config.json").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; continue it with `offrl train-online --resume {run_dir}`"
-        )
+    check_new_run_dir(run_dir, f"continue it with `offrl train-online --resume {run_dir}`")
     try:
         check_environment(task)  # its warnings are advice; its errors mean the environment is broken
     except Exception as e:
@@ -318,6 +319,7 @@ def resume_online(
     algo = get_algorithm(config.algo)
     algo_config = _config_from_json(algo.config_class, saved["algo_config"])
     checkpoint = newest_checkpoint(run_dir)
+    check_resume_target(run_dir, checkpoint_step(checkpoint), config.steps)
     return _execute(
         config,
         algo,

@@ -58,6 +58,11 @@ def test_save_never_overwrites_without_being_asked(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         save_dataset(ds, path)
     assert path.read_bytes() == b"precious"
+    with pytest.raises(FileExistsError, match="is not an npz file"):  # overwrite replaces only an npz file
+        save_dataset(ds, path, overwrite=True)
+    assert path.read_bytes() == b"precious"
+    path.unlink()
+    save_dataset(from_arrays(**make_arrays(seed=1)), path)
     save_dataset(ds, path, overwrite=True)
     assert_same(load_npz(path), ds)
 

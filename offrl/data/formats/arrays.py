@@ -69,6 +69,8 @@ def from_arrays(
                 f"rewards={n}, terminals={term.shape[0]}, timeouts={tout.shape[0]})",
                 source,
             )
+        if n == 0:
+            raise DatasetError("the dataset is empty (0 transitions)", source)
         # The successor of row t is row t + 1, except where an episode ends. At a terminal the successor is never
         # used (filled with the row's own observation); after a timeout or the final row it is unknown, so that row
         # is dropped and the row before it becomes the cut (timeout) end of its episode.
@@ -81,6 +83,13 @@ def from_arrays(
         tout = tout.copy()
         tout[before] = True
         keep = ~unknown
+        if not keep.any():
+            raise DatasetError(
+                f"the dataset is empty after deriving next observations: none of its {n} rows has a known successor "
+                "(each is a timeout or the last row; a row's successor is the next row of the same episode). Mark "
+                "true episode ends as terminals, or supply next_observations",
+                source,
+            )
         obs, next_obs, act, rew, term, tout = obs[keep], next_obs[keep], act[keep], rew[keep], term[keep], tout[keep]
         cost = None if cost is None else cost[keep]
         extra = {k: v[keep] for k, v in extra.items()}
@@ -108,8 +117,15 @@ def as_flags(value: Any, name: str, source: str) -> np.ndarray:
         raise DatasetError(f"`{name}` has non-numeric dtype {arr.dtype}; use booleans or 0/1", source)
     arr = arr.reshape(-1) if arr.ndim == 2 and arr.shape[-1] == 1 else arr
     if arr.dtype != np.bool_:
-        if not np.isin(arr, (0, 1)).all():
-            raise DatasetError(f"`{name}` must hold only 0/1 or booleans", source)
+        bad = ~np.isin(arr, (0, 1))
+        if bad.any():
+            first = np.argwhere(bad)[0]
+            where = f"row {int(first[0])}" if arr.ndim == 1 else f"index {tuple(int(i) for i in first)}"
+            raise DatasetError(
+                f"`{name}` must hold only 0/1 or booleans; {int(bad.sum())} entries do not, first at {where} "
+                f"({arr[tuple(first)].item()!r})",
+                source,
+            )
         arr = arr.astype(bool)
     return arr
 
@@ -154,7 +170,9 @@ def from_flat_episodes(
             f"rewards={np.shape(rewards)[0]}, episode_starts={n})",
             source,
         )
-    if n == 0 or not starts_flag[0]:
+    if n == 0:
+        raise DatasetError("the dataset is empty (0 transitions)", source)
+    if not starts_flag[0]:
         raise DatasetError("`episode_starts` must be True at row 0 (the first step of the first episode)", source)
     starts = np.flatnonzero(starts_flag)
     ends = np.concatenate([starts[1:] - 1, [n - 1]])

@@ -11,7 +11,7 @@ import numpy as np
 from offrl.atomic import publish
 from offrl.data.dataset import Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays
-from offrl.data.formats.common import jsonable
+from offrl.data.formats.common import check_destination, jsonable
 
 
 def load_d4rl_hdf5(path: str | os.PathLike[str]) -> Dataset:
@@ -80,7 +80,8 @@ def _infos(f: Any, n: int) -> dict[str, np.ndarray]:
 def save_d4rl_hdf5(
     dataset: Dataset, path: str | os.PathLike[str], attrs: dict[str, Any] | None = None, *, overwrite: bool = False
 ) -> Path:
-    """Write ``dataset`` as a D4RL-layout HDF5 file (atomically; refuses to replace a file unless ``overwrite``).
+    """Write ``dataset`` as a D4RL-layout HDF5 file (atomically; refuses to replace a file unless ``overwrite``, and
+    then replaces only an HDF5 file: ``check_destination``).
 
     Keys: ``observations, actions, rewards, terminals, timeouts, next_observations`` (+ ``costs``) and every extra
     column under its own name (``infos/qpos`` ...); ``attrs`` (provenance, reference scores) become file attributes.
@@ -90,8 +91,7 @@ def save_d4rl_hdf5(
     import h5py
 
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    check_destination(path, "hdf5", overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(fd)

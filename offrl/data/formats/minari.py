@@ -12,6 +12,7 @@ import numpy as np
 from offrl.atomic import publish
 from offrl.data.dataset import Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays
+from offrl.data.formats.common import check_destination
 
 
 def load_minari(path: str | os.PathLike[str]) -> Dataset:
@@ -28,7 +29,7 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
     main = data_dir / "main_data.hdf5"
     if not main.exists():
         if (data_dir / "metadata.json").exists():
-            fmt = json.loads((data_dir / "metadata.json").read_text()).get("data_format", "?")
+            fmt = _read_metadata(data_dir / "metadata.json", path).get("data_format", "?")
             raise DatasetError(
                 f"{path} is a Minari dataset in the {fmt!r} storage format; offrl reads the hdf5 format. "
                 "Convert it with minari, or export it to Parquet and use the table loader",
@@ -37,7 +38,7 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
         raise DatasetError(f"{path} is not a Minari dataset directory (no data/main_data.hdf5)", str(path))
     meta: dict[str, Any] = {"source": str(path)}
     if (data_dir / "metadata.json").exists():
-        info = json.loads((data_dir / "metadata.json").read_text())
+        info = _read_metadata(data_dir / "metadata.json", path)
         for key in ("dataset_id", "total_episodes", "total_steps", "algorithm_name"):
             if key in info:
                 meta[f"minari_{key}"] = info[key]
@@ -101,6 +102,16 @@ def load_minari(path: str | os.PathLike[str]) -> Dataset:
     )
 
 
+def _read_metadata(file: Path, path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{file} is not valid JSON ({e}); the Minari metadata is corrupt", str(path)) from e
+    if not isinstance(info, dict):
+        raise DatasetError(f"{file} is not a JSON object; the Minari metadata is corrupt", str(path))
+    return info
+
+
 def _space_json(low: np.ndarray, high: np.ndarray) -> str:
     return json.dumps(
         {
@@ -125,7 +136,9 @@ def save_minari(
 
     ``directory/data/main_data.hdf5`` holds one ``episode_k`` group per episode (``observations`` with T+1 rows,
     ``actions, rewards, terminations, truncations`` with T rows); ``directory/data/metadata.json`` the dataset id,
-    counts, spaces, the environment id and ``attrs`` (provenance). Written into a temporary folder and renamed.
+    counts, spaces, the environment id and ``attrs`` (provenance). Written into a temporary folder and renamed. With
+    ``overwrite``, an existing destination is replaced only when it is a Minari directory written by offrl (or
+    empty): ``check_destination``.
     """
     import shutil
     import tempfile
@@ -133,8 +146,7 @@ def save_minari(
     import h5py
 
     directory = Path(directory)
-    if directory.exists() and not overwrite:
-        raise FileExistsError(f"{directory} exists; pass overwrite=True (or --overwrite) to replace it")
+    check_destination(directory, "minari", overwrite)
     if dataset.discrete:
         raise DatasetError("writing Minari directories supports continuous actions only", str(directory))
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -173,10 +185,32 @@ def save_minari(
             **{k: v for k, v in (attrs or {}).items()},
         }
         (tmp / "data" / "metadata.json").write_text(json.dumps({k: v for k, v in meta.items() if v is not None}))
-        if directory.exists():
-            shutil.rmtree(directory)
-        publish(tmp, directory)
+        _replace_directory(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _replace_directory(tmp: Path, directory: Path) -> None:
+    """Publish the finished folder ``tmp`` as ``directory``. An existing ``directory`` (already checked by
+    ``check_destination``) is first moved aside and deleted only once the new one is in place; on failure it is
+    moved back."""
+    import shutil
+    import tempfile
+
+    if not directory.exists():
+        publish(tmp, directory)
+        return
+    mode = directory.stat().st_mode & 0o7777
+    aside = Path(tempfile.mkdtemp(prefix=directory.name, suffix=".old", dir=directory.parent))
+    old = aside / directory.name
+    os.replace(directory, old)
+    try:
+        publish(tmp, directory)
+    except BaseException:
+        os.replace(old, directory)
+        aside.rmdir()
+        raise
+    os.chmod(directory, mode)  # keep what the user had, as publish does for a replaced file
+    shutil.rmtree(aside)

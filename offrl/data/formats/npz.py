@@ -17,22 +17,28 @@ import numpy as np
 from offrl.atomic import publish
 from offrl.data.dataset import ActionSpace, Dataset, DatasetError
 from offrl.data.formats.arrays import from_arrays, from_flat_episodes
-from offrl.data.formats.common import file_sha256, jsonable
+from offrl.data.formats.common import SIGNATURES, check_destination, file_sha256, jsonable
 
 FORMAT_NAME = "offrl-dataset"
 FORMAT_VERSION = 1
 
 
+def npz_destination(path: str | os.PathLike[str]) -> Path:
+    """The file :func:`save_dataset` writes for ``path``: ``path`` itself if it ends in ``.npz``, else ``path``
+    with ``.npz`` appended (as ``numpy.savez`` does)."""
+    path = Path(path)
+    return path if path.suffix.lower() == ".npz" else path.with_name(path.name + ".npz")
+
+
 def save_dataset(dataset: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> str:
     """Write ``dataset`` in offrl's own npz format (atomically) and return the file's sha256.
 
-    Refuses to replace an existing file unless ``overwrite`` is set.
+    The file is :func:`npz_destination` of ``path`` (``.npz`` appended when missing). Refuses to replace an existing
+    file unless ``overwrite`` is set, and even then replaces only an npz file, never a directory or another kind of
+    file (:func:`offrl.data.formats.common.check_destination`).
     """
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    path = npz_destination(path)
+    check_destination(path, "npz", overwrite)
     assert dataset.action_space is not None
     header = {
         "format": FORMAT_NAME,
@@ -69,10 +75,32 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike[str], *, overwrite: b
 
 
 def _open_npz(path: Path) -> Any:
+    """``np.load`` of an npz archive, after checking that the file is one: numpy would otherwise try other formats
+    (a single ``.npy`` array, or pickle, which offrl never loads) and answer with their errors."""
+    src = str(path)
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise DatasetError(f"cannot read {path} ({e.strerror or e})", src) from e
+    if not head:
+        raise DatasetError(f"{path} is empty (0 bytes), not an npz file", src)
+    if not head.startswith(SIGNATURES["npz"]):
+        what = (
+            "a single .npy array (np.save); write datasets with np.savez"
+            if head.startswith(b"\x93NUMPY")
+            else "its first bytes are not a zip signature"
+        )
+        raise DatasetError(f"{path} is not an npz file (not a zip archive): {what}", src)
+    try:
+        z = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise DatasetError(f"cannot read {path} as npz ({e}); the file is corrupt or not an npz archive") from e
+        raise DatasetError(f"cannot read {path} as npz ({e}); the zip archive is corrupt or truncated", src) from e
+    except ValueError as e:  # numpy's text here may suggest allow_pickle, which offrl never uses: not repeated
+        raise DatasetError(f"cannot read {path} as npz; the zip archive is corrupt or truncated", src) from e
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{path} is not an npz archive", src)
+    return z
 
 
 def _read_npz_array(z: Any, key: str, path: Path) -> np.ndarray:
@@ -88,6 +116,27 @@ def _read_npz_array(z: Any, key: str, path: Path) -> np.ndarray:
         raise DatasetError(f"`{key}` in {path} cannot be read ({e}); the file is corrupt", str(path)) from e
 
 
+def _read_header(z: Any, path: Path) -> dict[str, Any]:
+    raw = _read_npz_array(z, "__header__", path)
+    try:
+        header = json.loads(bytes(raw).decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+        raise DatasetError(f"the `__header__` of {path} is not valid JSON ({e}); the file is corrupt", str(path)) from e
+    if not isinstance(header, dict):
+        raise DatasetError(f"the `__header__` of {path} is not a JSON object; the file is corrupt", str(path))
+    return header
+
+
+def _header_action_space(header: dict[str, Any], path: Path) -> ActionSpace:
+    try:
+        return ActionSpace.from_json(header["action_space"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DatasetError(
+            f"the `__header__` of {path} has no valid `action_space` ({type(e).__name__}: {e}); the file is corrupt",
+            str(path),
+        ) from e
+
+
 def load_npz(path: str | os.PathLike[str], *, max_episode_steps: int | None = None, task: str | None = None) -> Dataset:
     """Load an npz file: offrl's own format, the flat episode layout, or plain D4RL-style column names."""
     path = Path(path)
@@ -95,7 +144,7 @@ def load_npz(path: str | os.PathLike[str], *, max_episode_steps: int | None = No
     with z:
         keys = set(z.files)
         if "__header__" in keys:
-            header = json.loads(bytes(_read_npz_array(z, "__header__", path)).decode())
+            header = _read_header(z, path)
             if header.get("format") != FORMAT_NAME:
                 raise DatasetError(f"{path} has an unknown header format {header.get('format')!r}", str(path))
             if int(header.get("version", 0)) > FORMAT_VERSION:
@@ -121,7 +170,7 @@ def load_npz(path: str | os.PathLike[str], *, max_episode_steps: int | None = No
                 terminals=cols["terminals"],
                 timeouts=cols["timeouts"],
                 next_observations=cols["next_observations"],
-                action_space=ActionSpace.from_json(header["action_space"]),
+                action_space=_header_action_space(header, path),
                 costs=cols.get("costs"),
                 extras=extras,
                 metadata=meta,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,22 +64,56 @@ def _read_table(path: Path) -> dict[str, np.ndarray]:
             table = pq.read_table(path)
         except Exception as e:  # pyarrow raises its own error types
             raise DatasetError(f"cannot read {path} as Parquet ({e})", str(path)) from e
+        _check_unique(table.column_names, path)
         return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration as e:
-            raise DatasetError(f"{path} is empty", str(path)) from e
-        rows = list(reader)
+    header, rows = _read_csv(path)
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(header):
-        values = [r[j] if j < len(r) else "" for r in rows]
+        values = [r[j] for r in rows]
         try:
             out[name] = np.array([_parse_cell(v) for v in values], dtype=np.float64)
         except ValueError:
             out[name] = np.array(values, dtype=object)
     return out
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of a CSV file; every row must have as many fields as the header (blank lines are
+    skipped)."""
+    src = str(path)
+    rows: list[list[str]] = []
+    ragged: list[str] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise DatasetError(f"{path} is empty (no header line)", src)
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    ragged.append(
+                        f"{path.name} line {reader.line_num} has {len(row)} fields; its header has {len(header)}"
+                    )
+                rows.append(row)
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path} is not a UTF-8 text CSV file ({e}); is it a binary file?", src) from e
+    except csv.Error as e:
+        raise DatasetError(f"{path} is not a readable CSV file (line {reader.line_num}: {e})", src) from e
+    if ragged:
+        problems = ragged[:5]
+        if len(ragged) > 5:
+            problems.append(f"... and {len(ragged) - 5} more lines whose number of fields differs from the header's")
+        raise DatasetError(problems, src)
+    _check_unique(header, path)
+    return header, rows
+
+
+def _check_unique(names: Sequence[str], path: Path) -> None:
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise DatasetError(f"the header of {path} names columns {duplicates} more than once", str(path))
 
 
 def _parse_cell(v: str) -> float:
