@@ -44,6 +44,9 @@ def npz_actor(path: str | Path, task: Task, stochastic: bool, seed: int) -> Poli
     missing = [k for k in needed if k not in w]
     if missing:
         raise ValueError(f"{path} is not an actor npz: it lacks {missing} (found {sorted(w)})")
+    broken = [k for k in needed if not np.all(np.isfinite(w[k]))]
+    if broken:
+        raise ValueError(f"{path}: the actor's weights {broken} hold NaN or inf values")
     obs_shape, _ = task.spaces()
     if w["hidden0_w"].shape[0] != int(np.prod(obs_shape)):
         raise ValueError(

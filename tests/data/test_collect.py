@@ -63,6 +63,11 @@ def test_npz_actor_deterministic_stochastic_and_wrong_shapes(tmp_path):
     assert draws.std() > 0 and np.all(np.abs(draws) <= 2.0)
     with pytest.raises(ValueError, match="expects observations of size 3"):
         c.npz_actor(path, get_task("hopper"), stochastic=False, seed=0)
+    weights = dict(np.load(path))
+    weights["hidden1_b"][0] = np.nan
+    np.savez(tmp_path / "nan.npz", **weights)
+    with pytest.raises(ValueError, match=r"the actor's weights \['hidden1_b'\] hold NaN or inf"):
+        c.npz_actor(tmp_path / "nan.npz", task, stochastic=False, seed=0)
 
 
 def test_noise_and_epsilon_mixing_stay_in_bounds():
