@@ -108,6 +108,11 @@ class OnlineConfig:
         for name in ("warmup_steps", "updates_per_step", "buffer_size", "eval_interval", "checkpoint_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if 0 < self.buffer_size < self.batch_size:
+            raise ValueError(
+                f"buffer_size ({self.buffer_size}) is smaller than a batch ({self.batch_size}): every batch would "
+                "repeat rows; make the buffer at least batch_size"
+            )
         if self.stop_return is not None and not self.eval_interval:
             raise ValueError("stop_return needs evaluations during the run: set eval_interval > 0")
         for name in ("steps", "warmup_steps", "log_interval", "eval_interval", "checkpoint_interval"):

@@ -138,6 +138,8 @@ def test_stop_return_ends_the_run_at_the_first_evaluation_that_reaches_it(tmp_pa
 
 
 def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"buffer_size \(8\) is smaller than a batch \(16\)"):
+        quick(tmp_path, buffer_size=8, batch_size=16)
     with pytest.raises(ValueError, match="stop_return needs evaluations"):
         OnlineConfig(stop_return=100.0, eval_interval=0)
     with pytest.raises(ValueError, match="multiple of num_envs"):
