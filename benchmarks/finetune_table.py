@@ -149,12 +149,17 @@ def table(units: list[Unit], args: argparse.Namespace) -> str:
                 values = col(key, s)
                 return f"{np.mean(values):.3f}" if values else "-"
 
+            partly = any(x.get("timed_from_step") for x in summaries)  # resumed from a checkpoint without a clock
             lines.append(
                 f"| {dataset} | {method} | {len(summaries)} | {_mean_std(col('score_at_switch'))} | "
                 f"{_mean_std(col('min_after_switch'))} | {_mean_std(col('final'))} | {regret('eval_regret')} | "
-                f"{regret('train_regret')} | {np.mean(col('wall_seconds')) / 60:.1f} |"
+                f"{regret('train_regret')} | {np.mean(col('wall_seconds')) / 60:.1f}{'*' if partly else ''} |"
             )
     notes = [f"- {m}: {PRESETS[m][2]}" for m in methods]
+    notes.append(
+        "- minutes: wall time over all of a run's invocations; * a run resumed from a checkpoint written before offrl "
+        "recorded its time, so the minutes before that checkpoint are missing"
+    )
     header = (
         f"{args.offline_steps} offline updates (RLPD: none), then {args.online_steps} environment steps; evaluations "
         f"every {args.eval_interval} steps, {args.eval_episodes} episodes; mean ± std over seeds."

@@ -524,6 +524,7 @@ def _execute(
         **last_eval.summary(),
         "task": task.name,
         "wall_seconds": clock.wall_seconds,  # over all the run's invocations
+        **({"timed_from_step": clock.timed_from_step} if clock.timed_from_step else {}),
     }
     if (
         online_step
