@@ -375,6 +375,8 @@ def run_groups(units: list[Unit], args: argparse.Namespace) -> None:
             mine = [u for u in members if locks.enter_context(unit_lock(u, out)) and not finished(u, out, args.steps)]
             if not mine:
                 continue
+            for u in mine:
+                unit_run_dir(u, args)  # removes a run stopped before its first checkpoint (only logs)
             configs = [unit_config(u, args) for u in mine]
             train_or_resume_group([c for c, _ in configs], configs[0][1], eval_workers=args.eval_workers)
             done = [u for u in mine if finished(u, out, args.steps)]

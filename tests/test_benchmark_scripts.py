@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -109,6 +110,12 @@ def test_scores_trains_groups_resumes_them_and_reads_their_runs_like_any_other(t
     printed = capsys.readouterr().out
     assert "3 of 4 runs already finished; 1 to run" in printed and "group of 1 bc runs" in printed
     assert printed.count("| pendulum-") == 2
+    stopped = tmp_path / "bench" / "pendulum-mixed" / "bc-s0"  # as if killed before its first checkpoint
+    shutil.rmtree(stopped / "checkpoints")
+    (stopped / "summary.json").unlink()
+    scores.main(argv)
+    assert "pendulum-mixed/bc-s0: stopped before its first checkpoint; starting it again" in capsys.readouterr().out
+    assert json.loads((stopped / "summary.json").read_text())["step"] == 200
 
 
 def test_scores_needs_datasets(capsys):

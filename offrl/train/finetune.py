@@ -403,6 +403,7 @@ def _execute(
             boundaries.append(_next_multiple(offline_step, checkpoint_interval))
             k = min(config.updates_per_call, min(boundaries) - offline_step)
             agent, sample_key, chunk = loop.run(agent, sample_key, data, k, names)
+            clock.add_updates(k, chunk.seconds)
             if chunk.non_finite is not None:
                 offset, metric = chunk.non_finite
                 raise NonFiniteLossError(
@@ -461,6 +462,7 @@ def _execute(
                     next_obs = jnp.asarray(transforms.normalize_observations(envs.observations()))
                     updates = config.updates_per_step * n if online_step > config.warmup_steps else 0
                     uniform = online_step < config.warmup_steps  # the next step's actions
+                    called = time.perf_counter()
                     agent, buffer, key, actions, metrics = step_fn(
                         agent, buffer, key, offline_rows, rows, next_obs, online_step, updates, uniform
                     )
@@ -471,7 +473,9 @@ def _execute(
                     position = (position + n) % capacity
                     at = config.offline_steps + online_step
                     if metrics:
-                        for name, value in jax.device_get(metrics).items():
+                        values = jax.device_get(metrics)  # waits for the step's updates
+                        clock.add_updates(updates, time.perf_counter() - called)  # with the actions chosen there
+                        for name, value in values.items():
                             if not np.isfinite(value):
                                 raise NonFiniteLossError(
                                     f"non-finite {name} at online step {online_step} ({last_good_checkpoint(run_dir)})"
@@ -523,8 +527,7 @@ def _execute(
         "online_step": online_step,
         **last_eval.summary(),
         "task": task.name,
-        "wall_seconds": clock.wall_seconds,  # over all the run's invocations
-        **({"timed_from_step": clock.timed_from_step} if clock.timed_from_step else {}),
+        **clock.summary(),  # updates/s and wall time over all the run's invocations
     }
     if (
         online_step

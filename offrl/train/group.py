@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -65,6 +66,7 @@ from offrl.train.offline import (
     check_resume_target,
     newest_checkpoint,
     prepare_run,
+    read_run_config,
     resolve_dataset,
     resume,
     resume_inputs,
@@ -122,11 +124,17 @@ def resume_group(
         raise CheckpointError(f"the runs {', '.join(map(str, run_dirs))} have no checkpoint step in common")
     step = max(common)
     target = inputs[0].config.steps
-    if target < step:
-        check_resume_target(run_dirs[0], step, target)  # refuses: it would go back
-    if target == step and all((d / "summary.json").exists() for d in run_dirs):
-        for d in run_dirs:
-            check_resume_target(d, step, target)  # refuses when they all finished there
+    for run_dir, steps_saved in zip(run_dirs, saved, strict=True):
+        newest = max(steps_saved)
+        if target < newest:
+            check_resume_target(run_dir, newest, target)  # refuses: it would go back
+        if newest > step and _finished_at(run_dir) == newest:
+            raise ValueError(
+                f"{run_dir} finished at step {newest} on its own; continuing it with its group from step {step} "
+                "would discard its later steps: resume the other runs without it"
+            )
+    if target == step and all(_finished_at(d) == step for d in run_dirs):
+        check_resume_target(run_dirs[0], step, target)  # refuses: they all finished there
     for run_dir, steps_saved in zip(run_dirs, saved, strict=True):
         newer = sorted(k for k in steps_saved if k > step)
         if newer:  # stopped while the group was checkpointing: it goes back to the group's step, as its logs will
@@ -150,14 +158,33 @@ def train_or_resume_group(
     """Bring the runs ``configs`` (one algorithm and ``algo_config``) to their ``steps``, as a benchmark that was
     stopped and started again needs: the runs whose directory already holds a run continue as one group
     (:func:`resume_group`), or one at a time when they have no checkpoint step in common (they were stopped in
-    different groups); the others start as a new group. A member that stops on a non-finite loss comes back with
-    its ``error`` set, also when it ran alone. The results are in the order: continued runs, then new ones."""
+    different groups); the others start as a new group, and runs that already finished are left as they are. A run
+    directory stopped before its first checkpoint is refused (remove it to start again). A member that stops on a
+    non-finite loss comes back with its ``error`` set, also when it ran alone. The results are those of the runs
+    trained, in the order: continued runs, then new ones."""
     configs = list(configs)
     _check_shared(configs)
     dirs = [_run_dir(c, c.run_name or resolve_dataset(c.dataset, c.task, c.max_episode_steps).name) for c in configs]
-    started = [d for d in dirs if (d / "config.json").exists()]
-    fresh = [c for c, d in zip(configs, dirs, strict=True) if not (d / "config.json").exists()]
-    print(f"group of {len(configs)} {configs[0].algo} runs: {len(started)} to continue, {len(fresh)} new", flush=True)
+    started: list[Path] = []
+    fresh: list[TrainConfig] = []
+    done = 0
+    for config, run_dir in zip(configs, dirs, strict=True):
+        if not (run_dir / "config.json").exists():
+            fresh.append(config)
+        elif (_finished_at(run_dir) or -1) >= config.steps:
+            done += 1
+        elif not list_checkpoints(run_dir / "checkpoints"):
+            raise CheckpointError(
+                f"{run_dir} holds a run stopped before its first checkpoint (nothing to continue from): remove it to "
+                "start that run again"
+            )
+        else:
+            started.append(run_dir)
+    print(
+        f"group of {len(configs)} {configs[0].algo} runs: {len(started)} to continue, {len(fresh)} new"
+        + (f", {done} already finished" if done else ""),
+        flush=True,
+    )
     results: list[RunResult] = []
     if started:
         steps = configs[0].steps
@@ -177,6 +204,17 @@ def train_or_resume_group(
         if result.error:
             print(f"{result.run_dir}: stopped: {result.error}", flush=True)
     return results
+
+
+def _finished_at(run_dir: Path) -> int | None:
+    """The step a run finished at: its ``summary.json``'s, when that is the run's configured end (a run stopped
+    early on purpose, ``stop_after``, also writes a summary); else ``None``."""
+    path = run_dir / "summary.json"
+    try:
+        step = int(json.loads(path.read_text())["step"]) if path.exists() else None
+        return step if step is not None and step >= int(read_run_config(run_dir)["train"]["steps"]) else None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _json(config: Any) -> str:
@@ -202,8 +240,9 @@ def _execute_group(
     if len({d.resolve() for d in run_dirs}) < len(run_dirs):
         raise ValueError("two runs of the group would share a run directory; give them different run names")
     n = len(inputs)
+    started = time.perf_counter()  # one start for every member: the group's setup is theirs alike
     runs = [
-        prepare_run(inp, run_dir, checkpoint, {"group": {"members": n, "index": i}}, write=False)
+        prepare_run(inp, run_dir, checkpoint, {"group": {"members": n, "index": i}}, write=False, started=started)
         for i, (inp, run_dir, checkpoint) in enumerate(zip(inputs, run_dirs, checkpoints, strict=True))
     ]
     algo, algo_config, config = inputs[0].algo, inputs[0].algo_config, inputs[0].config

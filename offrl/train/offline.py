@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -461,6 +462,7 @@ def prepare_run(
     resume_checkpoint: Path | None,
     extra_metadata: dict[str, Any] | None = None,
     write: bool = True,
+    started: float | None = None,
 ) -> PreparedRun:
     """Build the training data (corruption, demonstrations, transforms, derived columns), the agent (new or from
     ``resume_checkpoint``) and the run's metadata, and write ``config.json`` (``write``; else ``write_config``
@@ -543,6 +545,8 @@ def prepare_run(
         agent, sample_key, step = state["agent"], state["sample_key"], int(state["step"])
         metadata = keep_first_runtime(metadata, run_dir)
     clock = RunClock.resumed(saved, step) if resume_checkpoint is not None else RunClock()
+    if started is not None:  # the invocation's start (``time.perf_counter()``), before the data was prepared
+        clock.began = started
     # the behaviour policy's score: the clean data's returns (corrupted rewards say nothing of how it acted), without
     # the demonstrations
     behaviour = behaviour_score(source.dataset, task)
@@ -712,7 +716,7 @@ def _execute(
     loggers: list[Logger] | None,
     stop_after: int | None,
 ) -> RunResult:
-    run = prepare_run(inputs, run_dir, resume_checkpoint)
+    run = prepare_run(inputs, run_dir, resume_checkpoint, started=time.perf_counter())
     config, algo = inputs.config, inputs.algo
     data = jax.device_put(run.arrays)
     agent, sample_key, step = run.agent, run.sample_key, run.step

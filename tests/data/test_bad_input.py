@@ -110,6 +110,14 @@ def test_a_csv_row_with_the_wrong_number_of_fields_is_named_by_its_line(tmp_path
     assert message in fails(capsys, ["dataset", "info", str(path)])
 
 
+def test_trailing_commas_lose_nothing_and_still_load(tmp_path):
+    expected = load_dataset(write_csv(tmp_path / "log.csv")).fingerprint()
+    path = write_csv(tmp_path / "commas.csv")
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n" + "".join(line + ",,\n" for line in lines[1:]))
+    assert load_dataset(path).fingerprint() == expected
+
+
 def test_a_csv_with_a_blank_last_line_still_loads(tmp_path):
     path = write_csv(tmp_path / "log.csv")
     with open(path, "a") as f:

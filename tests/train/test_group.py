@@ -110,6 +110,7 @@ def test_a_group_resumes_from_the_step_all_members_reached(tmp_path, capsys):
     train_group(members(tmp_path / "cut"), IQL, stop_after=20)
     dirs = [tmp_path / "cut" / m.run_name for m in members(tmp_path)]
     resume(dirs[0], stop_after=40)  # one member alone, further than the other
+    (dirs[0] / "summary.json").unlink()  # as a group stopped between its members' checkpoints leaves it
     metrics = dirs[1] / "metrics.jsonl"
     rows = [line for line in metrics.read_text().splitlines() if '"kind": "eval"' not in line]
     metrics.write_text("\n".join(rows) + "\n")  # as if stopped between its checkpoint and its evaluation
@@ -144,6 +145,23 @@ def test_a_stopped_benchmark_continues_its_started_runs_and_starts_the_others(tm
     results = train_or_resume_group(apart(tmp_path / "apart"), IQL)
     assert "no checkpoint step in common; continuing them one at a time" in capsys.readouterr().out
     assert [(r.step, r.error) for r in results] == [(60, None)] * 2
+
+
+def test_a_group_resume_never_discards_a_finished_member_or_goes_back(tmp_path):
+    members = [config(tmp_path, seed=s, run_name=f"r{s}", steps=60, keep_checkpoints=0) for s in (0, 1)]
+    train_group(members, IQL, stop_after=20)
+    resume(tmp_path / "r1")  # finished alone, at 60
+    dirs = [tmp_path / "r0", tmp_path / "r1"]
+    before = sorted(p.name for p in (tmp_path / "r1" / "checkpoints").iterdir())
+    with pytest.raises(
+        ValueError, match="r1 finished at step 60 on its own; continuing it with its group from step 20"
+    ):
+        resume_group(dirs)
+    with pytest.raises(ValueError, match="r1 is at step 60 .* resuming it to 40 steps would go back"):
+        resume_group(dirs, steps=40)
+    assert sorted(p.name for p in (tmp_path / "r1" / "checkpoints").iterdir()) == before
+    results = train_or_resume_group(members, IQL)  # the finished one is left alone, the other continues
+    assert [(r.run_dir.name, r.step) for r in results] == [("r0", 60)]
 
 
 def test_a_diverging_member_stops_alone(tmp_path):

@@ -79,7 +79,7 @@ def _read_table(path: Path) -> dict[str, np.ndarray]:
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     """The header and the rows of a CSV file; every row must have as many fields as the header (blank lines are
-    skipped)."""
+    skipped; empty fields past the header's, as trailing commas leave, are dropped)."""
     src = str(path)
     rows: list[list[str]] = []
     ragged: list[str] = []
@@ -92,6 +92,8 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
             for row in reader:
                 if not row:
                     continue
+                if len(row) > len(header) and not any(field.strip() for field in row[len(header) :]):
+                    row = row[: len(header)]  # trailing commas (empty fields past the header's): nothing is lost
                 if len(row) != len(header):
                     ragged.append(
                         f"{path.name} line {reader.line_num} has {len(row)} fields; its header has {len(header)}"
