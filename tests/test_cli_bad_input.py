@@ -124,11 +124,13 @@ def test_finetune_checks_prefix_starts_before_it_trains(tmp_path, capsys):
     assert not (tmp_path / "f").exists()
 
 
-def test_finetune_resume_takes_no_progress(tmp_path, capsys):
-    argv = ["finetune", *TINY, "--algo", "td3bc", "--offline-steps", "10", "--online-steps", "10",
-            "--eval-interval", "10", "--output-dir", str(tmp_path), "--run-name", "f"]  # fmt: skip
-    assert main(argv) == 0
-    err = fails(capsys, ["finetune", "--resume", str(tmp_path / "f"), "--no-progress"])
-    assert "finished at step 20" in err  # the option is accepted; the finished run is not redone
-    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
-    assert summary["online_step"] == 10
+def test_finetune_resume_takes_no_progress_and_never_redoes_a_finished_run(tmp_path, capsys):
+    from offrl.algos.td3bc import TD3BCConfig
+
+    config = FinetuneConfig(algo="td3bc", dataset="pendulum-mixed", offline_steps=10, online_steps=10,
+                            eval_interval=10, eval_episodes=1, batch_size=16, updates_per_call=10, log_interval=10,
+                            output_dir=str(tmp_path), run_name="f", progress=False)  # fmt: skip
+    finetune(config, TD3BCConfig(hidden_dims=(16, 16)), stop_after=10)  # stopped at the switch
+    assert main(["finetune", "--resume", str(tmp_path / "f"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "f" / "summary.json").read_text())["online_step"] == 10
+    assert "finished at step 20" in fails(capsys, ["finetune", "--resume", str(tmp_path / "f"), "--no-progress"])
