@@ -429,6 +429,7 @@ def _execute(
                 buffer = seed_buffer(buffer, {**offline_rows, "timeouts": _episode_cuts(dataset)})
             agent = agent.replace(config=online_algo_config)  # the algorithm's online setting (static: no arrays)
             step_fn = make_online_step(algo, online_update, config)
+            compiled: set[tuple[int, bool]] = set()  # the step function's variants called so far
             cut = jax.jit(replay.cut_episodes, static_argnums=1, donate_argnums=0)
             end_next_actions = jax.jit(reset_next_actions, static_argnums=1, donate_argnums=0)
             returns = EpisodeReturns(config.num_envs, discount, capacity) if "mc_returns" in columns else None
@@ -463,6 +464,8 @@ def _execute(
                     updates = config.updates_per_step * n if online_step > config.warmup_steps else 0
                     uniform = online_step < config.warmup_steps  # the next step's actions
                     called = time.perf_counter()
+                    compiling = (updates, uniform) not in compiled  # that call compiles: not update time
+                    compiled.add((updates, uniform))
                     agent, buffer, key, actions, metrics = step_fn(
                         agent, buffer, key, offline_rows, rows, next_obs, online_step, updates, uniform
                     )
@@ -474,7 +477,8 @@ def _execute(
                     at = config.offline_steps + online_step
                     if metrics:
                         values = jax.device_get(metrics)  # waits for the step's updates
-                        clock.add_updates(updates, time.perf_counter() - called)  # with the actions chosen there
+                        seconds = 0.0 if compiling else time.perf_counter() - called  # with the actions chosen there
+                        clock.add_updates(updates, seconds)
                         for name, value in values.items():
                             if not np.isfinite(value):
                                 raise NonFiniteLossError(

@@ -415,6 +415,8 @@ def _execute(
     window_calls, episodes = 0, []
     window_start = time.perf_counter()
     env_seconds = 0.0
+    compiled: set[tuple[int, bool]] = set()  # the step function's variants called so far (each compiles once)
+    compile_seconds = 0.0
     try:
         while step < end:
             t0 = time.perf_counter()
@@ -426,8 +428,11 @@ def _execute(
             episodes += finished
             learning = step >= config.warmup_steps
             num_updates = config.updates_per_step * n if learning else 0
+            variant = (num_updates, step < config.warmup_steps)
+            compiling = variant not in compiled
+            compiled.add(variant)
             agent, buffer, key, actions, metrics = step_fn(
-                agent, buffer, key, rows, jnp.asarray(envs.observations()), num_updates, step < config.warmup_steps
+                agent, buffer, key, rows, jnp.asarray(envs.observations()), *variant
             )
             if metrics:
                 values = jax.device_get(metrics)
@@ -439,9 +444,14 @@ def _execute(
                         )
                     window[name] = window.get(name, 0.0) + float(value)
                 window_calls += 1
-                clock.add_updates(num_updates, time.perf_counter() - t1)
+                seconds = time.perf_counter() - t1
+                if compiling:  # the call that compiled this variant: its time is compilation, not updates
+                    compile_seconds += seconds
+                clock.add_updates(num_updates, 0.0 if compiling else seconds)
             else:
                 jax.block_until_ready(actions)
+                if compiling:
+                    compile_seconds += time.perf_counter() - t1
             rate = clock.updates_per_second
             bar.advance(n, {k: v / window_calls for k, v in window.items()} if window_calls else {}, rate)
             if step % config.log_interval == 0 or step == end:
@@ -478,6 +488,7 @@ def _execute(
     summary = {
         "step": step,
         "env_steps_per_second_env_only": env_steps_per_second,
+        "compile_seconds": compile_seconds,  # of this invocation (the calls that compiled the step function)
         **last_eval.summary(),
         "task": task.name,
         "stopped_at_return": stopped,

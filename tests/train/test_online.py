@@ -65,6 +65,10 @@ def test_run_directory_and_loading_the_policy(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["kind"] == "online" and config["algo"] == "sac" and config["env_id"] == "Pendulum-v1"
     assert (run / "metrics.jsonl").exists() and (run / "eval.csv").exists() and (run / "summary.json").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["compile_seconds"] > 0  # the step function's compilation, kept out of the updates' time
+    clock = read_metadata(list_checkpoints(run / "checkpoints")[-1])["clock"]
+    assert summary["updates_per_second"] == pytest.approx(clock["updates"] / clock["update_seconds"])
     train_rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("train/episode_return" in r for r in train_rows if r["kind"] == "train")
     policy = load_policy(run)  # the agent alone, without the replay buffer
