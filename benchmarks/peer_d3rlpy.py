@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -193,6 +194,7 @@ def train_and_evaluate(
 
     curve: list[dict[str, float]] = []
     train_seconds, done, resumed, earlier_wall = 0.0, 0, 0, 0.0
+    epoch_rates: list[float] = []  # updates/s of each epoch (their median ignores an epoch stretched by a pause)
     saved = Path(resume_dir) if resume_dir is not None else None
     if saved is not None and (saved / "progress.json").exists():
         progress = json.loads((saved / "progress.json").read_text())
@@ -209,6 +211,7 @@ def train_and_evaluate(
         algo.load_model(str(saved / progress["model"]))
         done, curve = progress["step"], progress["curve"]
         train_seconds, earlier_wall = progress["train_seconds"], progress["wall_seconds"]
+        epoch_rates = list(progress.get("epoch_rates", []))
         resumed = progress["resumed"] + 1
         algo.set_grad_step(done)
         d3rlpy.seed(seed + done)
@@ -219,10 +222,16 @@ def train_and_evaluate(
     epoch = save_interval if saved is not None and save_interval and eval_interval % save_interval == 0 else 0
     epoch = epoch if epoch and (steps - done) % epoch == 0 else eval_interval
 
+    last = {"step": done}
+
     def on_epoch(algo_, epoch_index: int, total_step: int) -> None:
         nonlocal train_seconds, start
-        train_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        train_seconds += seconds
         step = done + total_step
+        if seconds > 0:
+            epoch_rates.append((step - last["step"]) / seconds)
+        last["step"] = step
         if step % eval_interval == 0 or step == steps:
             # the environment seeds of offrl's evaluations during training (offrl.train.offline)
             result = evaluate(policy, task, episodes=eval_episodes, seed=10_000 + 1000 * seed)
@@ -241,6 +250,7 @@ def train_and_evaluate(
                 train_seconds,
                 earlier_wall + time.perf_counter() - began,
                 resumed,
+                epoch_rates,
             )
         start = time.perf_counter()
 
@@ -264,6 +274,7 @@ def train_and_evaluate(
         "seed": seed,
         "torch_threads": threads,
         "updates_per_second": steps / train_seconds if train_seconds else 0.0,
+        "median_rate": statistics.median(epoch_rates) if epoch_rates else None,  # of its epochs' updates/s
         "curve": curve,
         "final_score": curve[-1]["normalized_score"] if curve else None,
         "final_100": final.normalized_mean,
@@ -286,6 +297,7 @@ def _save_progress(
     train_seconds: float,
     wall_seconds: float,
     resumed: int,
+    epoch_rates: list[float] | None = None,
 ) -> None:
     """Save the model as ``model-STEP.d3``, then replace ``progress.json`` (which names it) atomically, then remove
     older models: a run killed at any point leaves a progress file and the model it names."""
@@ -303,6 +315,7 @@ def _save_progress(
         "train_seconds": train_seconds,
         "wall_seconds": wall_seconds,
         "resumed": resumed,
+        "epoch_rates": epoch_rates or [],
     }
     (saved / "progress.json.tmp").write_text(json.dumps(progress))
     os.replace(saved / "progress.json.tmp", saved / "progress.json")

@@ -42,9 +42,9 @@ The table reports, per dataset and algorithm, mean +- std over seeds of: the fin
 (``--eval-episodes`` episodes, default 10), the best evaluation during training, and the final checkpoint
 re-evaluated on ``--final-episodes`` episodes (default 100, environment seeds 100000.. for every run; on hopper an
 episode either falls early or runs long, so 10 episodes move by 20 points between evaluation seeds); plus
-updates/s and the minutes a run spent in its update loop, over all its invocations (``update_time``). ``--into
-FILE`` also writes the table into FILE between the lines
-``<!-- scores:NAME -->`` and ``<!-- /scores:NAME -->`` (NAME = the --out folder's name), replacing what was
+updates/s (offrl: the median of a run's log windows, ``update_time``) and a run's minutes in its update loop.
+``--into FILE`` also writes the table into FILE between the lines ``<!-- scores:NAME -->`` and
+``<!-- /scores:NAME -->`` (NAME = the --out folder's name), replacing what was
 there, or appends it with those markers.
 """
 
@@ -493,25 +493,27 @@ def final_evaluations(run_dirs: list[Path], episodes: int, workers: int) -> None
         atomic_write_json(run_dir / "final_eval.json", record)
 
 
-def update_time(run_dir: Path) -> tuple[int, float]:
-    """``(updates, seconds)`` the run spent in its update loop over all its invocations: summed over its metric
-    records (each log window's updates at its rate; a resumed run's records restart at its checkpoint, so none is
-    counted twice), or read from ``timing.json`` where an archive keeps only that; else its summary's (the last
-    invocation's rate)."""
+def update_time(run_dir: Path) -> dict[str, float]:
+    """How fast the run updated: ``updates``, ``update_seconds`` (its time in the update loop, summed over its
+    metric records and all its invocations; a resumed run's records restart at its checkpoint, so none counts twice)
+    and ``median_rate``, the median of its log windows' updates/s, which a window stretched by a pause of the
+    machine (a process stopped while CI ran) or a burst of load does not move. Read from ``timing.json`` where an
+    archive keeps only that; else from the summary (the last invocation's rate)."""
     if (run_dir / "timing.json").exists():
-        timing = json.loads((run_dir / "timing.json").read_text())
-        return timing["updates"], timing["update_seconds"]
+        return json.loads((run_dir / "timing.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     if (run_dir / "metrics.jsonl").exists():
-        previous, seconds = 0, 0.0
+        previous, seconds, rates = 0, 0.0, []
         for line in (run_dir / "metrics.jsonl").read_text().splitlines():
             row = json.loads(line) if line.strip() else {}
             if row.get("kind") == "train" and row.get("time/updates_per_second"):
                 seconds += (row["step"] - previous) / row["time/updates_per_second"]
+                rates.append(row["time/updates_per_second"])
                 previous = row["step"]
         if previous == summary["step"]:
-            return previous, seconds
-    return summary["step"], summary["step"] / summary["updates_per_second"]
+            return {"updates": previous, "update_seconds": seconds, "median_rate": statistics.median(rates)}
+    rate = summary["updates_per_second"]
+    return {"updates": summary["step"], "update_seconds": summary["step"] / rate, "median_rate": rate}
 
 
 def _best_evaluation(run_dir: Path) -> float:
@@ -525,6 +527,14 @@ def _mean_std(values: list[float]) -> str:
         return "-"
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.1f} +- {spread:.1f}"
+
+
+def _peer_rate(peers: list[dict]) -> str:
+    """d3rlpy's updates/s: the median of its epochs' rates where its record has them (like offrl's log windows),
+    else (records written before 2026-11-28) its updates over its training seconds, pauses included (†)."""
+    if all(p.get("median_rate") for p in peers):
+        return f"{statistics.mean(p['median_rate'] for p in peers):.0f}"
+    return f"{statistics.mean(p['updates_per_second'] for p in peers):.0f} †"
 
 
 def _minutes(values: list[float]) -> str:
@@ -547,13 +557,17 @@ def table(
         f"Normalised score after {steps} updates, mean +- std over seeds.",
         "",
         f"| dataset (data's score) | algorithm | seeds | final, {eval_episodes} episodes | best during training "
-        f"| {big} | {big}, per seed | updates/s | training minutes per run |",
+        f"| {big} | {big}, per seed | updates/s | minutes in the update loop per run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     note = (
-        "\nupdates/s and training minutes: the time a run spent in its update loop, over all its invocations "
-        "(evaluations and checkpoints excluded), on whatever machine and load it ran; speed comparisons belong to "
-        "`benchmarks/throughput.py`."
+        "\nupdates/s: offrl's is the median of a run's log windows (1000 updates each), which a pause of the "
+        "machine (a process stopped while CI ran) or a burst of load in a few windows does not move; † d3rlpy's is "
+        "its updates over its training seconds, which include such pauses (its records written before "
+        "2026-11-28 have no per-epoch times), so it can understate its speed; without † it is its epochs' median. "
+        "Minutes: the time in the update loop summed over all of a run's invocations "
+        "(evaluations and checkpoints excluded), pauses included, for both. Everything here ran on a shared, "
+        "loaded machine: the speed comparison is `benchmarks/throughput.py`'s, which times both libraries in one run."
     )
     for _, name, *_ in datasets:
         behaviour = None
@@ -585,7 +599,7 @@ def table(
             cells = []
             if rows:
                 many = [r["final_many/normalized_score"] for r in rows if r["final_many/normalized_score"] is not None]
-                timed = [r["update_time"] for r in rows]
+                rates = [r["update_time"]["median_rate"] for r in rows]
                 cells.append(
                     [
                         algo,
@@ -594,8 +608,8 @@ def table(
                         _mean_std([r["best/normalized_score"] for r in rows]),
                         _mean_std(many),
                         ", ".join(f"{v:.1f}" for v in many),
-                        f"{statistics.mean(n / t for n, t in timed):.0f}",
-                        _minutes([t for _, t in timed]),
+                        f"{statistics.mean(rates):.0f}",
+                        _minutes([r["update_time"]["update_seconds"] for r in rows]),
                     ]
                 )
             if peers:
@@ -608,7 +622,7 @@ def table(
                         _mean_std([max(point["normalized_score"] for point in p["curve"]) for p in peers]),
                         _mean_std(many),
                         ", ".join(f"{v:.1f}" for v in many),
-                        f"{statistics.mean(p['updates_per_second'] for p in peers):.0f}",
+                        _peer_rate(peers),
                         _minutes([p["steps"] / p["updates_per_second"] for p in peers if p["updates_per_second"]]),
                     ]
                 )
@@ -634,9 +648,7 @@ def archive(out: Path, destination: Path) -> None:
             for name in ARCHIVED:
                 if (run / name).exists():
                     shutil.copy2(run / name, destination / dataset.name / run.name / name)
-            updates, seconds = update_time(run)
-            timing = {"updates": updates, "update_seconds": seconds}
-            atomic_write_json(destination / dataset.name / run.name / "timing.json", timing)
+            atomic_write_json(destination / dataset.name / run.name / "timing.json", update_time(run))
             copied += 1
         for record in sorted(dataset.glob("d3rlpy-*.json")):
             (destination / dataset.name).mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def test_scores_runs_in_parallel_resumes_and_writes_the_table_into_a_file(tmp_pa
         "timing.json",
     }
     timing = json.loads((kept / "timing.json").read_text())
-    assert timing["updates"] == 200 and timing["update_seconds"] > 0  # from the metric records it does not keep
+    assert timing["updates"] == 200 and timing["update_seconds"] > 0 and timing["median_rate"] > 0  # from metrics
     table_only = ["--datasets", "pendulum-mixed", "--algos", "bc,td3bc", "--seeds", "0", "--steps", "200"]
     scores.main([*table_only, "--final-episodes", "2", "--table-only", "--out", str(tmp_path / "kept")])
     archived = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| pendulum-mixed")]
@@ -186,6 +186,8 @@ def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
     )
     assert [point["step"] for point in record["curve"]] == [200, 400]
     assert record["resumed"] == 1
+    # one rate per epoch of 100 updates, over both invocations (the killed one's saved epochs included)
+    assert len(json.loads((resume / "progress.json").read_text())["epoch_rates"]) == 4 and record["median_rate"] > 0
     with pytest.raises(ValueError, match="another run"):
         peer.train_and_evaluate("iql", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
 
