@@ -70,6 +70,7 @@ from offrl.train.offline import (
     resolve_dataset,
     resume,
     resume_inputs,
+    summary_step,
 )
 
 #: The TrainConfig fields every member of a group must share (they set the loop's shape and its stops).
@@ -207,14 +208,10 @@ def train_or_resume_group(
 
 
 def _finished_at(run_dir: Path) -> int | None:
-    """The step a run finished at: its ``summary.json``'s, when that is the run's configured end (a run stopped
-    early on purpose, ``stop_after``, also writes a summary); else ``None``."""
-    path = run_dir / "summary.json"
-    try:
-        step = int(json.loads(path.read_text())["step"]) if path.exists() else None
-        return step if step is not None and step >= int(read_run_config(run_dir)["train"]["steps"]) else None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
+    """The step a run finished at: its summary's, when that is the run's configured end (a run stopped early on
+    purpose, ``stop_after``, also writes a summary); else ``None``."""
+    step = summary_step(run_dir)
+    return step if step is not None and step >= int(read_run_config(run_dir)["train"]["steps"]) else None
 
 
 def _json(config: Any) -> str:

@@ -291,15 +291,19 @@ def check_resume_target(run_dir: Path, at: int, target: int) -> None:
             f"{run_dir} is at step {at} (its newest checkpoint); resuming it to {target} steps would go back: "
             f"give --steps above {at}, or start a new run"
         )
-    summary = run_dir / "summary.json"
-    if target == at and summary.exists():
-        try:
-            done = json.loads(summary.read_text())
-            finished = done.get("step", done.get("offline_step", 0) + done.get("online_step", 0)) == at
-        except json.JSONDecodeError:
-            finished = False
-        if finished:
-            raise ValueError(f"{run_dir} finished at step {at}; give --steps above {at} to train it further")
+    if target == at and summary_step(run_dir) == at:
+        raise ValueError(f"{run_dir} finished at step {at}; give --steps above {at} to train it further")
+
+
+def summary_step(run_dir: Path) -> int | None:
+    """The step a run's ``summary.json`` was written at (a fine-tune run's: offline plus online steps), or ``None``
+    when it has no readable summary."""
+    path = run_dir / "summary.json"
+    try:
+        done = json.loads(path.read_text()) if path.exists() else None
+        return None if done is None else int(done.get("step", done.get("offline_step", 0) + done.get("online_step", 0)))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return None
 
 
 def newest_checkpoint(run_dir: Path) -> Path:
