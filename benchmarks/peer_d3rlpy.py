@@ -176,6 +176,7 @@ def train_and_evaluate(
     torch.set_num_threads(threads)
     began = time.perf_counter()
     data = load_dataset(dataset_path)
+    fingerprint = data.fingerprint()
     task = get_task(task_name)
     dataset = d3rlpy.dataset.MDPDataset(
         observations=np.asarray(data.observations),
@@ -203,6 +204,11 @@ def train_and_evaluate(
             raise ValueError(
                 f"{saved} holds another run (algo, seed, steps, eval interval = {theirs}; this one: "
                 f"{(algo_name, seed, steps, eval_interval)}): remove it to start this one from scratch"
+            )
+        if (progress.get("fingerprint") or fingerprint) != fingerprint:
+            raise ValueError(
+                f"{saved} was trained on other data (fingerprint {progress['fingerprint'][:12]}...) than "
+                f"{dataset_path} ({fingerprint[:12]}...): remove it to start this run from scratch on this data"
             )
         from d3rlpy.algos.utility import build_scalers_with_transition_picker
 
@@ -251,6 +257,7 @@ def train_and_evaluate(
                 earlier_wall + time.perf_counter() - began,
                 resumed,
                 epoch_rates,
+                fingerprint,
             )
         start = time.perf_counter()
 
@@ -269,6 +276,7 @@ def train_and_evaluate(
         "version": d3rlpy.__version__,
         "algo": algo_name,
         "dataset": str(dataset_path),
+        "fingerprint": fingerprint,  # of the data's contents (Dataset.fingerprint)
         "task": task_name,
         "steps": steps,
         "seed": seed,
@@ -298,6 +306,7 @@ def _save_progress(
     wall_seconds: float,
     resumed: int,
     epoch_rates: list[float] | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     """Save the model as ``model-STEP.d3``, then replace ``progress.json`` (which names it) atomically, then remove
     older models: a run killed at any point leaves a progress file and the model it names."""
@@ -316,6 +325,7 @@ def _save_progress(
         "wall_seconds": wall_seconds,
         "resumed": resumed,
         "epoch_rates": epoch_rates or [],
+        "fingerprint": fingerprint,
     }
     (saved / "progress.json.tmp").write_text(json.dumps(progress))
     os.replace(saved / "progress.json.tmp", saved / "progress.json")

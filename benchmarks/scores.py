@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         for algo in algos
         for library in (("offrl", "d3rlpy") if args.peer and algo in PEER_ALGOS and not corruption else ("offrl",))
     ]
+    check_same_data(out, units)
     if not args.table_only:
         if args.peer and not _has_d3rlpy():
             print("d3rlpy is not installed (pip install 'offrl[bench]'): no peer rows", flush=True)
@@ -245,6 +246,49 @@ def finished(unit: Unit, out: Path, steps: int) -> bool:
     run_dir = out / unit.name / f"{unit.algo}-s{unit.seed}"
     summary = run_dir / "summary.json"
     return summary.exists() and json.loads(summary.read_text())["step"] >= steps
+
+
+def recorded_fingerprint(unit: Unit, out: Path) -> str | None:
+    """The content fingerprint of the data a started or finished run of the unit trained on, if it recorded one
+    (offrl runs: their config.json; d3rlpy records and saves from 2026-11-28 on)."""
+    if unit.library == "d3rlpy":
+        places = [out / unit.name / f"d3rlpy-{unit.algo}-s{unit.seed}.json"]
+        places.append(out / unit.name / f".d3rlpy-{unit.algo}-s{unit.seed}" / "progress.json")
+        for path in places:
+            if path.exists():
+                return json.loads(path.read_text()).get("fingerprint")
+        return None
+    config = out / unit.name / f"{unit.algo}-s{unit.seed}" / "config.json"
+    if not config.exists():
+        return None
+    return json.loads(config.read_text()).get("dataset", {}).get("fingerprint")
+
+
+def check_same_data(out: Path, units: list[Unit]) -> None:
+    """Refuse to continue or tabulate runs under ``out`` that were trained on other data than the file now at their
+    dataset's path (a rebuilt file, another file of the same name): the table would mix two datasets in one row.
+    A run that recorded no fingerprint (d3rlpy records written before 2026-11-28) is not checked."""
+    from offrl.train.offline import resolve_dataset
+
+    fingerprints: dict[str, str] = {}
+    stale = []
+    for unit in units:
+        recorded = recorded_fingerprint(unit, out)
+        if recorded is None:
+            continue
+        if unit.dataset not in fingerprints:
+            fingerprints[unit.dataset] = resolve_dataset(unit.dataset, unit.task).dataset.fingerprint()
+        if recorded != fingerprints[unit.dataset]:
+            stale.append(
+                f"{unit.label} (trained on data {recorded[:12]}..., {unit.dataset} is now "
+                f"{fingerprints[unit.dataset][:12]}...)"
+            )
+    if stale:
+        raise SystemExit(
+            f"{out} holds runs trained on other data than the file they name now: {'; '.join(stale)}. "
+            "Move them out of --out (or restore the file they were trained on): one table row must come from one "
+            "dataset."
+        )
 
 
 @contextlib.contextmanager

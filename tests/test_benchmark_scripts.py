@@ -87,6 +87,30 @@ def test_a_run_another_process_is_training_is_skipped_and_a_left_over_lock_file_
     assert (tmp_path / "pendulum-mixed" / "bc-s0" / "summary.json").exists()
 
 
+def test_scores_refuses_runs_trained_on_other_data_than_the_file_they_name(tmp_path, capsys):
+    """A dataset file rebuilt with other contents (a suite file made again on another machine) must not mix into one
+    table row with the runs trained on the old one: continuing or tabulating them is refused, naming them."""
+    from offrl.data.builtin import load_builtin
+    from offrl.data.dataset import concatenate
+    from offrl.data.formats.npz import save_dataset
+
+    data = load_dataset(str(load_builtin("pendulum-mixed")[1]))
+    path = tmp_path / "pendulum-mine.npz"
+    save_dataset(data, path)
+    argv = [
+        "--datasets", str(path), "--task", "pendulum", "--algos", "bc", "--seeds", "0", "--steps", "100",
+        "--eval-interval", "100", "--eval-episodes", "1", "--final-episodes", "0", "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    scores = script("scores")
+    scores.main(argv)
+    scores.main([*argv, "--table-only"])  # the same file: fine
+    save_dataset(concatenate([data, data]), path, overwrite=True)  # the file rebuilt with other contents
+    for extra in ([], ["--table-only"]):
+        with pytest.raises(SystemExit, match=r"pendulum-mine/bc-s0 \(trained on data [0-9a-f]{12}\.\.\."):
+            scores.main([*argv, *extra])
+    assert (tmp_path / "out" / "pendulum-mine" / "bc-s0" / "summary.json").exists()  # nothing removed
+
+
 def test_scores_trains_groups_resumes_them_and_reads_their_runs_like_any_other(tmp_path, capsys):
     scores = script("scores")
     argv = [
@@ -190,6 +214,13 @@ def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
     assert len(json.loads((resume / "progress.json").read_text())["epoch_rates"]) == 4 and record["median_rate"] > 0
     with pytest.raises(ValueError, match="another run"):
         peer.train_and_evaluate("iql", str(data), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
+    assert record["fingerprint"] == load_dataset(data).fingerprint()  # scores.py checks it against the file
+    from offrl.data.dataset import concatenate
+    from offrl.data.formats.npz import save_dataset
+
+    save_dataset(concatenate([load_dataset(data)] * 2), tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="trained on other data"):
+        peer.train_and_evaluate("td3bc", str(tmp_path / "other.npz"), "pendulum", 400, 0, 200, 1, 1, resume_dir=resume)
 
 
 def test_every_benchmark_config_loads_and_per_task_settings_apply():
