@@ -1,4 +1,4 @@
-"""Train d3rlpy's IQL or TD3+BC on a D4RL-layout dataset and evaluate it exactly as offrl's runs are evaluated.
+"""Train a d3rlpy algorithm on a D4RL-layout dataset and evaluate it exactly as offrl's runs are evaluated.
 
     python benchmarks/peer_d3rlpy.py --algo iql --dataset ../shared/data/hopper-medium.hdf5 --task hopper \
         --steps 200000 --seed 0 --out benchmarks/results/peers/iql-hopper-medium-s0.json
@@ -19,7 +19,8 @@ those of d3rlpy's own reproduction scripts (``reproductions/offline/*.py``):
 - ReBRAC: 3x256 actor, 3x256 LayerNorm critics, Adam 1e-3, batch 1024, actor/critic betas per dataset from the
   paper's table (d3rlpy's script carries the same table; 0.01/0.01 otherwise), standardised observations.
 
-d3rlpy's Cal-QL needs Monte-Carlo returns in its dataset, which its fine-tuning script builds; it is not run here.
+- Cal-QL: CQL's settings, with the Monte-Carlo lower bound on the pushed-down values (d3rlpy computes each sampled
+  transition's discounted return to the end of its episode; a truncated episode's unseen remainder counts as zero).
 
 The dataset is read with offrl's loader (so both libraries see the same transitions, terminals and timeouts) and
 the policy is evaluated with ``offrl.envs.evaluate``: ``--eval-episodes`` episodes every ``--eval-interval`` updates
@@ -62,7 +63,7 @@ REBRAC_BETAS: dict[str, tuple[float, float]] = {
     "walker2d-medium-expert": (0.01, 0.01),
     "walker2d-medium-replay": (0.05, 0.01),
 }
-PEER_ALGOS = ("iql", "td3bc", "cql", "awac", "prdc", "rebrac")
+PEER_ALGOS = ("iql", "td3bc", "cql", "cal-ql", "awac", "prdc", "rebrac")
 
 
 def build_algo(name: str, seed: int, steps: int, dataset_name: str = "", task: str = ""):
@@ -93,9 +94,13 @@ def build_algo(name: str, seed: int, steps: int, dataset_name: str = "", task: s
             update_actor_interval=2,
             observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
         ).create(device="cpu:0")
-    if name == "cql":
+    if name in ("cql", "cal-ql"):
+        # d3rlpy's reproduction settings for CQL; Cal-QL is the same with its Monte-Carlo lower bound (d3rlpy
+        # computes each sampled transition's discounted return-to-go to the end of its episode, a truncated
+        # episode's unseen remainder counted as zero)
         two = d3rlpy.models.VectorEncoderFactory([256, 256])
-        return d3rlpy.algos.CQLConfig(
+        config = d3rlpy.algos.CQLConfig if name == "cql" else d3rlpy.algos.CalQLConfig
+        return config(
             actor_learning_rate=1e-4,
             critic_learning_rate=3e-4,
             temp_learning_rate=1e-4,

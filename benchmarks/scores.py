@@ -16,8 +16,9 @@ Datasets: ``--datasets`` (comma-separated files, directories or built-in names; 
 Each (dataset, algorithm, seed) is one ``offrl.train.train`` run with the settings in
 ``benchmarks/configs/ALGO-FAMILY.json`` (one small file per algorithm and task family: ``mujoco`` for hopper /
 halfcheetah / walker2d / ant, ``classic`` otherwise; paper defaults); its run directory is
-``--out/DATASET/ALGO-sSEED``. With ``--peer`` (d3rlpy installed, e.g. the ``bench`` extra) d3rlpy's IQL and
-TD3+BC (those of ``--algos`` it has) run on the same data, steps and seeds (``benchmarks/peer_d3rlpy.py``; results
+``--out/DATASET/ALGO-sSEED``. With ``--peer`` (d3rlpy installed, e.g. the ``bench`` extra) d3rlpy's counterparts
+of ``--algos`` (IQL, TD3+BC, CQL, Cal-QL, AWAC, PRDC, ReBRAC) run on the same data, steps and seeds
+(``benchmarks/peer_d3rlpy.py``; results
 in ``--out/DATASET/d3rlpy-ALGO-sSEED.json``) and get their own rows. ``--jobs N`` runs N of these at once, each
 in its own process pinned to one core with single-threaded XLA (and one torch thread for d3rlpy). Work is done
 seed by seed, so an interrupted benchmark already has whole seeds.
@@ -68,7 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from markdown_block import write_block  # noqa: E402
 
 SUITE_KINDS = ("random", "medium", "expert", "medium-expert", "medium-replay")
-PEER_ALGOS = ("iql", "td3bc", "cql", "awac", "prdc", "rebrac")  # those benchmarks/peer_d3rlpy.py runs
+PEER_ALGOS = ("iql", "td3bc", "cql", "cal-ql", "awac", "prdc", "rebrac")  # those benchmarks/peer_d3rlpy.py runs
 CONFIGS = Path(__file__).resolve().parent / "configs"
 FAMILIES = {"hopper": "mujoco", "halfcheetah": "mujoco", "walker2d": "mujoco", "ant": "mujoco"}
 FINAL_EVAL_SEED = 100_000
