@@ -8,6 +8,7 @@
 # The machine is bare: gymnasium, mujoco and d3rlpy travel as wheels in .whl/, and the hopper datasets in
 # .devrun/data/ (the suite's files without the infos group; medium-expert is rebuilt here from medium and expert
 # and its fingerprint checked). Results go to $OUT (the device tool brings them back).
+# `bash benchmarks/gpu_prepare.sh` makes .whl and .devrun here first.
 #
 #   bash benchmarks/gpu_batch.sh            # on the device machine, from the repository root
 set -u

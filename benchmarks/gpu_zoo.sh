@@ -8,6 +8,7 @@
 #
 # The machine is bare: gymnasium and mujoco travel as wheels in .whl/, the hopper datasets in .devrun/data/
 # (medium-expert is rebuilt there from medium and expert, fingerprints checked), as for benchmarks/gpu_batch.sh.
+# `bash benchmarks/gpu_prepare.sh` makes both here (a fresh machine has neither: they are ignored by git).
 # Results: $OUT/scores-zoo-hopper/ (or $OUT/scores-corruption/ with TABLE=corruption): the small files of every
 # finished run, as `scores.py --archive` writes them (copy them into benchmarks/results/ and build the table with
 # `--table-only --out` that folder); $OUT/group-throughput.json (with THROUGHPUT=1) and $OUT/log.txt.
