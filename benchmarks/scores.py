@@ -259,7 +259,12 @@ def recorded_fingerprint(unit: Unit, out: Path) -> str | None:
             if path.exists():
                 return json.loads(path.read_text()).get("fingerprint")
         return None
-    config = out / unit.name / f"{unit.algo}-s{unit.seed}" / "config.json"
+    return offrl_run_fingerprint(out / unit.name / f"{unit.algo}-s{unit.seed}")
+
+
+def offrl_run_fingerprint(run_dir: Path) -> str | None:
+    """The content fingerprint of the data an offrl run (started or finished) trained on, from its config.json."""
+    config = run_dir / "config.json"
     if not config.exists():
         return None
     return json.loads(config.read_text()).get("dataset", {}).get("fingerprint")

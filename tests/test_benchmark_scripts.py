@@ -371,6 +371,15 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
     assert fqe_suite.main(fqe_argv) == 0 and "[1/1]" not in capsys.readouterr().out  # already evaluated
     assert "| pendulum-mixed | td3bc-s0 |" in markdown.read_text()
 
+    from offrl.data.dataset import concatenate
+
+    save_d4rl_hdf5(concatenate([data, data]), tmp_path / "data" / "pendulum-mixed.hdf5", overwrite=True)  # rebuilt
+    with pytest.raises(SystemExit, match=r"pendulum-mixed/td3bc-s0 \(trained on data [0-9a-f]{12}\.\.\."):
+        workflow_suite.main([*argv, "--table-only"])
+    shutil.rmtree(tmp_path / "fqe")
+    with pytest.raises(SystemExit, match="trained on other data"):
+        fqe_suite.main(fqe_argv)
+
 
 @pytest.mark.slow  # the group path itself is in CI through scores.py's test
 def test_the_workflow_suite_trains_its_runs_as_groups(tmp_path, capsys):
