@@ -3,8 +3,9 @@
 # bare GPU machine (Python 3.12 there, with jax, flax, optax, torch and h5py but no gymnasium, mujoco or d3rlpy):
 #   .whl/          the missing packages as wheels for CPython 3.12 on x86-64 (the versions of this project's peer
 #                  environment: gymnasium 1.0.0, which d3rlpy 2.8.1 pins, mujoco 4.0.0, d3rlpy 2.8.1)
-#   .devrun/data/  the hopper suite's files without their infos group (qpos/qvel, which no table reads), so that all
-#                  travel within the 64 MiB a call may carry; medium-expert is rebuilt there from medium and expert
+#   .devrun/data/  the hopper random, medium and expert files without their infos group (qpos/qvel, which no table
+#                  reads), so that all travel within the 64 MiB a call may carry; medium-expert is rebuilt there from
+#                  medium and expert, and medium-replay is the versioned benchmarks/data/hopper-medium-replay.hdf5
 # Both paths are ignored by git (.git/info/exclude). Needs the package registry and data/suite/hopper-*.hdf5
 # (benchmarks/make_suite.py). Then: run `bash benchmarks/gpu_zoo.sh` with carry [".whl", ".devrun"].
 #
@@ -34,7 +35,7 @@ from pathlib import Path
 import h5py
 
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
-for kind in ("random", "medium", "expert", "medium-replay"):
+for kind in ("random", "medium", "expert"):
     with h5py.File(source / f"hopper-{kind}.hdf5", "r") as src, h5py.File(target / f"hopper-{kind}.hdf5", "w") as dst:
         for key in src:
             if key != "infos":

@@ -17,9 +17,15 @@ the commands printed before each step (the recipe, run through offrl's own CLI):
   ``--replay-steps`` environment steps; then ``offrl dataset make --replay RUN``. The run directory under
   ``--out/runs`` keeps the policy: it is also offrl's own "medium" policy.
 
-Files that exist are kept (delete one to make it again). ``--reuse DIR`` copies ``F-{random,medium,expert}.hdf5``
-from DIR instead of collecting them (e.g. ``../shared/data``, whose hopper files were made by this recipe's actors
-and sizes). A manifest ``--out/suite.json`` records per file: the recipe's commands, seconds, transitions, episodes,
+Files that exist are kept (delete one to make it again). ``--reuse DIR[,DIR]`` copies
+``F-{random,medium,expert,medium-replay}.hdf5`` from the first DIR that has it instead of collecting it (e.g.
+``../shared/data``, whose hopper files were made by this recipe's actors and sizes, and ``benchmarks/data``, which
+holds the hopper-medium-replay file the benchmark tables use: a SAC run's replay buffer cannot be made again bit for
+bit on another machine, so that one file is versioned with the benchmarks). The suite's hopper files:
+
+    python benchmarks/make_suite.py --families hopper --reuse ../shared/data,benchmarks/data --out data/suite
+
+A manifest ``--out/suite.json`` records per file: the recipe's commands, seconds, transitions, episodes,
 mean normalised return and sha256. D4RL's files have 1M transitions (2M for medium-expert); these are 10x smaller
 so the table fits a 2-core machine.
 """
@@ -46,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transitions", type=int, default=100_000, help="medium and expert transitions")
     parser.add_argument("--random-transitions", type=int, default=50_000)
     parser.add_argument("--replay-steps", type=int, default=1_000_000, help="most SAC steps for medium-replay")
-    parser.add_argument("--reuse", help="copy F-{random,medium,expert}.hdf5 from this folder when there")
+    parser.add_argument(
+        "--reuse", help="comma-separated folders: copy F-{random,medium,expert,medium-replay}.hdf5 from them when there"
+    )
     args = parser.parse_args(argv)
 
     out = Path(args.out)
@@ -87,8 +95,9 @@ def offrl(*argv: str) -> str:
 
 def make(family: str, kind: str, path: Path, args: argparse.Namespace) -> list[str]:
     experts = Path(args.experts)
-    reused = Path(args.reuse) / path.name if args.reuse else None
-    if kind in ("random", "medium", "expert") and reused is not None and reused.exists():
+    folders = [Path(folder) for folder in args.reuse.split(",") if folder] if args.reuse else []
+    reused = next((folder / path.name for folder in folders if (folder / path.name).exists()), None)
+    if kind in ("random", "medium", "expert", "medium-replay") and reused is not None:
         shutil.copyfile(reused, path)
         return [f"cp {reused} {path}"]
     if kind == "random":

@@ -179,6 +179,20 @@ def test_make_suite_builds_every_kind_with_offrl_commands(tmp_path, capsys):
     script("make_suite").main(argv)  # existing files are kept
     assert capsys.readouterr().out.count("exists, kept") == 5
 
+    # --reuse copies a kind from the first folder that has it (the versioned medium-replay file among them)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copyfile(out / "pendulum-random.hdf5", tmp_path / "a" / "pendulum-random.hdf5")
+    shutil.copyfile(out / "pendulum-medium-replay.hdf5", tmp_path / "b" / "pendulum-medium-replay.hdf5")
+    again = tmp_path / "again"
+    reuse = ["--reuse", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--kinds", "random,medium-replay"]
+    script("make_suite").main(["--families", "pendulum", "--out", str(again), "--experts", str(experts), *reuse])
+    copied = json.loads((again / "suite.json").read_text())
+    assert copied["pendulum-medium-replay.hdf5"]["commands"] == [
+        f"cp {tmp_path / 'b' / 'pendulum-medium-replay.hdf5'} {again / 'pendulum-medium-replay.hdf5'}"
+    ]
+    assert copied["pendulum-random.hdf5"]["sha256"] == manifest["pendulum-random.hdf5"]["sha256"]
+
 
 def test_a_stopped_d3rlpy_peer_run_continues_from_its_last_evaluation(tmp_path):
     """Only where d3rlpy is installed (the ``bench`` extra): a run killed after its first evaluation is continued
