@@ -9,9 +9,9 @@
 # The machine is bare: gymnasium and mujoco travel as wheels in .whl/, the hopper datasets in .devrun/data/
 # (medium-expert is rebuilt there from medium and expert, fingerprints checked), as for benchmarks/gpu_batch.sh.
 # `bash benchmarks/gpu_prepare.sh` makes both here (a fresh machine has neither: they are ignored by git).
-# Results: $OUT/scores-zoo-hopper/ (or $OUT/scores-corruption/ with TABLE=corruption): the small files of every
-# finished run, as `scores.py --archive` writes them (copy them into benchmarks/results/ and build the table with
-# `--table-only --out` that folder); $OUT/group-throughput.json (with THROUGHPUT=1) and $OUT/log.txt.
+# Results: $OUT/scores-zoo-hopper.tar.gz (or $OUT/scores-corruption.tar.gz with TABLE=corruption): the small files
+# of every finished run, as `scores.py --archive` writes them (unpack into benchmarks/results/ and build the table
+# with `--table-only --out` that folder); $OUT/group-throughput.json (with THROUGHPUT=1) and $OUT/log.txt.
 #
 #   run: bash benchmarks/gpu_zoo.sh        (carry .whl and .devrun; timeout_s 600)
 #   here, a smoke test on the CPU: OUT=/tmp/zoo DATA=data/suite STEPS=500 SEEDS=0 FINAL_EPISODES=3 \
@@ -86,6 +86,8 @@ for algo in ${ALGOS//,/ }; do
     --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS"
   echo "$algo exit $? at $(( $(date +%s) - START )) s"
 done
+# the archive as one file: the device tool brings back at most 8 files, none more than 2 folders below $OUT
 $PY benchmarks/scores.py "${WHAT[@]}" --algos "$ALGOS" --seeds ${SEEDS:-0,1,2} --steps $STEPS \
-  --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS" --table-only --archive "$OUT/$(basename "$RUNS")"
+  --final-episodes ${FINAL_EPISODES:-100} --out "$RUNS" --table-only --archive "$TMP/archive/$(basename "$RUNS")"
+[ -d "$TMP/archive/$(basename "$RUNS")" ] && tar czf "$OUT/$(basename "$RUNS").tar.gz" -C "$TMP/archive" "$(basename "$RUNS")"
 echo "done at $(( $(date +%s) - START )) s"
