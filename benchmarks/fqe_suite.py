@@ -53,11 +53,12 @@ def evaluate_run(run_dir: Path, members: int, steps: int, tau: float, episodes: 
     saved = read_run_config(run_dir)
     policy = load_policy(run_dir)
     dataset = resolve_dataset(saved["dataset"]["path"], saved["train"].get("task", "")).dataset
-    if saved["dataset"].get("fingerprint", dataset.fingerprint()) != dataset.fingerprint():
+    recorded, current = saved["dataset"].get("fingerprint"), dataset.fingerprint()
+    if recorded is not None and recorded != current:
         raise SystemExit(
-            f"{run_dir} was trained on other data (fingerprint {saved['dataset']['fingerprint'][:12]}...) than the "
-            f"file now at {saved['dataset']['path']} ({dataset.fingerprint()[:12]}...): FQE on it would evaluate the "
-            "policy on another dataset than its own"
+            f"{run_dir} was trained on other data (fingerprint {recorded[:12]}...) than the file now at "
+            f"{saved['dataset']['path']} ({current[:12]}...): FQE on it would evaluate the policy on another dataset "
+            "than its own"
         )
     config = FQEConfig(members=members, steps=steps, tau=tau)
     start = time.perf_counter()

@@ -271,23 +271,28 @@ def offrl_run_fingerprint(run_dir: Path) -> str | None:
 
 
 def check_same_data(out: Path, units: list[Unit]) -> None:
-    """Refuse to continue or tabulate runs under ``out`` that were trained on other data than the file now at their
-    dataset's path (a rebuilt file, another file of the same name): the table would mix two datasets in one row.
-    A run that recorded no fingerprint (d3rlpy records written before 2026-11-28) is not checked."""
+    """Refuse to continue or tabulate the units' runs under ``out`` that were trained on other data than the file now
+    at their dataset's path (``refuse_runs_on_other_data``)."""
+    refuse_runs_on_other_data(out, [(u.label, recorded_fingerprint(u, out), u.dataset, u.task) for u in units])
+
+
+def refuse_runs_on_other_data(out: Path, runs: list[tuple[str, str | None, str, str]]) -> None:
+    """Raise ``SystemExit`` naming every run (label, recorded data fingerprint, dataset path or name, task) whose
+    recorded fingerprint differs from the data now at its dataset's path (a rebuilt file, another file of the same
+    name): a table would mix two datasets in one row. A run that recorded no fingerprint (d3rlpy records written
+    before 2026-11-28) is not checked; each dataset is read once."""
     from offrl.train.offline import resolve_dataset
 
     fingerprints: dict[str, str] = {}
     stale = []
-    for unit in units:
-        recorded = recorded_fingerprint(unit, out)
+    for label, recorded, dataset, task in runs:
         if recorded is None:
             continue
-        if unit.dataset not in fingerprints:
-            fingerprints[unit.dataset] = resolve_dataset(unit.dataset, unit.task).dataset.fingerprint()
-        if recorded != fingerprints[unit.dataset]:
+        if dataset not in fingerprints:
+            fingerprints[dataset] = resolve_dataset(dataset, task).dataset.fingerprint()
+        if recorded != fingerprints[dataset]:
             stale.append(
-                f"{unit.label} (trained on data {recorded[:12]}..., {unit.dataset} is now "
-                f"{fingerprints[unit.dataset][:12]}...)"
+                f"{label} (trained on data {recorded[:12]}..., {dataset} is now {fingerprints[dataset][:12]}...)"
             )
     if stale:
         raise SystemExit(

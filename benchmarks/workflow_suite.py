@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from markdown_block import write_block  # noqa: E402
-from scores import SUITE_KINDS, offrl_run_fingerprint, paper_config  # noqa: E402
+from scores import SUITE_KINDS, offrl_run_fingerprint, paper_config, refuse_runs_on_other_data  # noqa: E402
 
 from offrl.train.checkpoint import atomic_write_json  # noqa: E402
 
@@ -167,34 +167,6 @@ def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
     }
 
 
-def check_same_data(out: Path, datasets: list[Path], algos: list[str], seeds: list[int]) -> None:
-    """Refuse runs under ``out`` trained on other data than the file now at their dataset's path (a rebuilt suite
-    file): their verdicts and scores would describe another dataset than the one named."""
-    from offrl.data import load_dataset
-
-    stale = []
-    for dataset in datasets:
-        recorded = {
-            f"{dataset.stem}/{algo}-s{seed}": offrl_run_fingerprint(out / dataset.stem / f"{algo}-s{seed}")
-            for algo in algos
-            for seed in seeds
-        }
-        recorded = {run: value for run, value in recorded.items() if value is not None}
-        if not recorded:
-            continue
-        current = load_dataset(dataset).fingerprint()
-        stale += [
-            f"{run} (trained on data {value[:12]}..., {dataset} is now {current[:12]}...)"
-            for run, value in recorded.items()
-            if value != current
-        ]
-    if stale:
-        raise SystemExit(
-            f"{out} holds runs trained on other data than the file they name now: {'; '.join(stale)}. Move them "
-            "out of --out (or restore the file they were trained on)."
-        )
-
-
 def table(records: list[dict], tolerance: float) -> str:
     lines = [
         "| dataset | algorithm | verdict | deploy step | its score | best (step) | last | regret | verdict right |",
@@ -252,9 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"datasets not found: {', '.join(missing)} (make them with benchmarks/make_suite.py)")
     seeds = [int(s) for s in args.seeds.split(",")]
-    check_same_data(out, datasets, args.algos.split(","), seeds)
+    runs = [(d, a, s) for a in args.algos.split(",") for d in datasets for s in seeds]
+    # a run trained on another file of the same name (a rebuilt suite file) would describe other data
+    refuse_runs_on_other_data(
+        out, [(f"{d.stem}/{a}-s{s}", offrl_run_fingerprint(out / d.stem / f"{a}-s{s}"), str(d), "") for d, a, s in runs]
+    )
     if args.group and not args.table_only:
-        train_groups([(d, a, s) for a in args.algos.split(",") for d in datasets for s in seeds], args)
+        train_groups(runs, args)
     records = []
     for algo in args.algos.split(","):  # the fast algorithms' runs first
         for dataset in datasets:
