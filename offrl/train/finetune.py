@@ -37,6 +37,7 @@ the state, so one checkpoint format spans both phases; both configs are in ``con
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -181,14 +182,14 @@ class FinetuneResult:
 
 
 def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
-    """One jitted call per environment step: add the (normalised) transitions, run the updates on mixed batches,
-    choose the next exploration actions."""
+    """The online phase's device work per environment step: add the (normalised) transitions, run the updates on
+    mixed batches and choose the next exploration actions, then (for algorithms that store them) write the chosen
+    actions as the new rows' next actions. The writes and the updates are separate jitted calls, as in
+    :class:`offrl.train.online.StepFunctions` (one call that writes a donated buffer and samples from it makes XLA
+    copy the buffer's columns at every step)."""
     schedule = config.schedule()
 
-    def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int, uniform: bool):
-        start = buffer.position
-        buffer = replay.add(buffer, rows)
-
+    def learn(agent, buffer, key, data, next_obs, online_step, num_updates: int, uniform: bool):
         metrics: dict[str, jax.Array] = {}
         if num_updates:
             fraction = schedule.fraction(online_step)
@@ -196,11 +197,24 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
                 update, agent, key, data, buffer, config.batch_size, fraction, num_updates, config.mixing == "buffer"
             )
         key, actions = choose_actions(algo, agent, key, next_obs, uniform)  # uniform: warm-up
+        return agent, key, actions, metrics
+
+    add = jax.jit(replay.add, donate_argnums=0)
+    learn = jax.jit(learn, static_argnums=(6, 7), donate_argnums=0)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def write(buffer, rows, actions):  # the rows just added end at the buffer's position
+        start = (buffer.position - rows["rewards"].shape[0]) % buffer.capacity
+        return write_next_actions(buffer, start, rows, actions)
+
+    def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int, uniform: bool):
+        buffer = add(buffer, rows)
+        agent, key, actions, metrics = learn(agent, buffer, key, data, next_obs, online_step, num_updates, uniform)
         if "next_actions" in buffer.data:
-            buffer = write_next_actions(buffer, start, rows, actions)
+            buffer = write(buffer, rows, actions)
         return agent, buffer, key, actions, metrics
 
-    return jax.jit(step, static_argnums=(7, 8), donate_argnums=(0, 1))
+    return step
 
 
 def normalised_rows(rows: dict[str, np.ndarray], transforms: Transforms) -> dict[str, np.ndarray]:

@@ -155,3 +155,34 @@ def test_bad_settings_are_refused(tmp_path):
     train_online(quick(tmp_path, run_name="x", steps=200), SMALL["sac"])
     with pytest.raises(FileExistsError, match="--resume"):
         train_online(quick(tmp_path, run_name="x", steps=200), SMALL["sac"])
+
+
+def test_the_step_writes_the_buffer_in_place_without_copying_it():
+    """An online step's cost must not grow with the buffer: neither jitted call may copy a buffer column (one call
+    that both wrote the donated buffer and sampled from it, at one update per step, made XLA copy three columns
+    twice per step)."""
+    import jax
+    import jax.numpy as jnp
+
+    from offrl.algos import get_algorithm
+    from offrl.algos.base import Spec
+    from offrl.train import replay
+    from offrl.train.online import make_step_function
+
+    capacity = 40_961  # a size no network shape shares
+    algo = get_algorithm("sac")
+    agent = algo.init(jax.random.PRNGKey(0), Spec(observation_shape=(5,), action_dim=2, discrete=False), SACConfig())
+    buffer = replay.create(capacity, (5,), 2)
+    rows = {name: np.ones((1, *column.shape[1:]), np.float32) for name, column in buffer.data.items()}
+    step = make_step_function(algo, 32)
+    compiled = [step.add.lower(buffer, rows).compile()] + [
+        step.learn.lower(agent, buffer, jax.random.PRNGKey(1), jnp.ones((1, 5)), updates, False).compile()
+        for updates in (1, 2)
+    ]
+    copies = [
+        line.strip()
+        for c in compiled
+        for line in c.as_text().splitlines()
+        if f"f32[{capacity}" in line and " copy(" in line
+    ]
+    assert copies == []
