@@ -10,7 +10,7 @@ does the dataset perspective of Schweighofer et al. (2022) hold here?
   reference here (the paper's reference is the full replay buffer of the behavioural agent's online training; the
   union holds random, medium, expert and a medium-replay buffer of the same task). Binning is over the union's range.
 - The scores: the final normalised score of each offrl run archived by ``benchmarks/scores.py`` under
-  ``--results`` (mean over the seeds present), per algorithm; "BC vs best" tells whether BC is within 5 points of
+  ``--results`` (comma-separated folders; mean over the seeds present), per algorithm; "BC vs best" tells whether BC is within 5 points of
   the best algorithm (the paper: BC is competitive when TQ is high).
 """
 
@@ -35,10 +35,12 @@ KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 BEGIN, END = "<!-- dataset-measures:begin -->", "<!-- dataset-measures:end -->"
 
 
-def final_scores(results: Path, dataset: str) -> dict[str, float]:
-    """Mean final score per offrl algorithm over the archived seeds of ``dataset``."""
+def final_scores(results: list[Path], dataset: str) -> dict[str, float]:
+    """Mean final score per offrl algorithm over the archived seeds of ``dataset`` (in the first of ``results`` that
+    has a folder for it)."""
     scores: dict[str, list[float]] = {}
-    for run in sorted((results / dataset).glob("*-s[0-9]*")):
+    folder = next((r / dataset for r in results if (r / dataset).is_dir()), None)
+    for run in sorted(folder.glob("*-s[0-9]*")) if folder is not None else []:
         if not run.is_dir():
             continue
         final = run / "final_eval.json"
@@ -53,7 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="data/suite")
     parser.add_argument("--families", default="hopper")
-    parser.add_argument("--results", default="benchmarks/results/scores-hopper")
+    parser.add_argument(
+        "--results",
+        default="benchmarks/results/scores-hopper",
+        help="comma-separated folders of archived score runs (scores.py --archive), one subfolder per dataset",
+    )
     parser.add_argument("--bins", default="100,4", help="bins per dimension for SACo, one column each")
     parser.add_argument("--into", default="")
     args = parser.parse_args()
@@ -71,7 +77,7 @@ def main() -> None:
         for kind, dataset in data.items():
             ms = [measure(dataset, reference=union, random_return=task.ref_random, best_return=task.ref_expert,
                           bins=b) for b in bins]  # fmt: skip
-            scores = final_scores(Path(args.results), f"{family}-{kind}")
+            scores = final_scores([Path(r) for r in args.results.split(",")], f"{family}-{kind}")
             best = max(scores.values()) if scores else None
             cells = [f"{scores[a]:.1f}" if a in scores else "-" for a in ("bc", "td3bc", "iql")]
             bc_close = "-" if best is None or "bc" not in scores else ("yes" if scores["bc"] >= best - 5 else "no")
