@@ -6,12 +6,12 @@ does the dataset perspective of Schweighofer et al. (2022) hold here?
 
 - TQ: the dataset's mean normalised return / 100 (the task's random and expert references, ``offrl.data.diagnostics``).
 - SACo: unique (state, action) bins (``--bins``: 100 per dimension, the paper's, and a coarse 4) relative to the
-  family's **union** of datasets, the
-  reference here (the paper's reference is the full replay buffer of the behavioural agent's online training; the
-  union holds random, medium, expert and a medium-replay buffer of the same task). Binning is over the union's range.
+  family's **union** of datasets, the reference here (the paper's reference is the full replay buffer of the
+  behavioural agent's online training; the union holds random, medium, expert and a medium-replay buffer of the
+  same task). Binning is over the union's range.
 - The scores: the final normalised score of each offrl run archived by ``benchmarks/scores.py`` under
-  ``--results`` (comma-separated folders; mean over the seeds present), per algorithm; "BC vs best" tells whether BC is within 5 points of
-  the best algorithm (the paper: BC is competitive when TQ is high).
+  ``--results`` (comma-separated folders; mean over the seeds present), per algorithm; "BC vs best" tells whether
+  BC is within 5 points of the best algorithm (the paper: BC is competitive when TQ is high).
 """
 
 from __future__ import annotations
