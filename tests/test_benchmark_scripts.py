@@ -329,6 +329,25 @@ def test_the_finetune_table_runs_each_method_with_its_preset_and_writes_the_tabl
     assert markdown.read_text() == first
 
 
+def test_dataset_measures_reads_each_datasets_scores_from_the_first_results_folder_that_has_it(tmp_path):
+    dataset_measures = script("dataset_measures")
+
+    def archive(folder, dataset, run, score, final=True):
+        (tmp_path / folder / dataset / run).mkdir(parents=True)
+        name = "final_eval.json" if final else "summary.json"
+        (tmp_path / folder / dataset / run / name).write_text(json.dumps({"eval/normalized_score": score}))
+
+    archive("hopper", "hopper-medium", "bc-s0", 30.0)
+    archive("hopper", "hopper-medium", "bc-s1", 40.0, final=False)  # a run without a 100-episode evaluation
+    archive("hopper", "hopper-medium", "iql-s0", 50.0)
+    (tmp_path / "hopper" / "hopper-medium" / "d3rlpy-iql-s0.json").write_text("{}")  # a peer's record: not offrl's
+    archive("walker", "walker2d-medium", "td3bc-s2", 70.0)
+    folders = [tmp_path / "hopper", tmp_path / "walker"]
+    assert dataset_measures.final_scores(folders, "hopper-medium") == {"bc": 35.0, "iql": 50.0}
+    assert dataset_measures.final_scores(folders, "walker2d-medium") == {"td3bc": 70.0}
+    assert dataset_measures.final_scores(folders, "walker2d-expert") == {}
+
+
 def test_fqe_suite_statistics():
     fqe_suite = script("fqe_suite")
     assert fqe_suite.spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 30.0, 20.0])) == pytest.approx(0.5)
