@@ -81,7 +81,7 @@ from offrl.train.offline import (
     run_directory,
     spec_for,
 )
-from offrl.train.online import Environments, choose_actions
+from offrl.train.online import Environments, StepFunctions, choose_actions
 from offrl.train.online_columns import (
     EpisodeReturns,
     check_supported,
@@ -184,9 +184,8 @@ class FinetuneResult:
 def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
     """The online phase's device work per environment step: add the (normalised) transitions, run the updates on
     mixed batches and choose the next exploration actions, then (for algorithms that store them) write the chosen
-    actions as the new rows' next actions. The writes and the updates are separate jitted calls, as in
-    :class:`offrl.train.online.StepFunctions` (one call that writes a donated buffer and samples from it makes XLA
-    copy the buffer's columns at every step)."""
+    actions as the new rows' next actions. The writes and the updates are separate jitted calls
+    (:class:`offrl.train.online.StepFunctions` says why)."""
     schedule = config.schedule()
 
     def learn(agent, buffer, key, data, next_obs, online_step, num_updates: int, uniform: bool):
@@ -199,8 +198,7 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
         key, actions = choose_actions(algo, agent, key, next_obs, uniform)  # uniform: warm-up
         return agent, key, actions, metrics
 
-    add = jax.jit(replay.add, donate_argnums=0)
-    learn = jax.jit(learn, static_argnums=(6, 7), donate_argnums=0)
+    steps = StepFunctions.around(learn, static_argnums=(6, 7))
 
     @functools.partial(jax.jit, donate_argnums=0)
     def write(buffer, rows, actions):  # the rows just added end at the buffer's position
@@ -208,8 +206,9 @@ def make_online_step(algo: Algorithm, update, config: FinetuneConfig):
         return write_next_actions(buffer, start, rows, actions)
 
     def step(agent, buffer, key, data, rows, next_obs, online_step, num_updates: int, uniform: bool):
-        buffer = add(buffer, rows)
-        agent, key, actions, metrics = learn(agent, buffer, key, data, next_obs, online_step, num_updates, uniform)
+        agent, buffer, key, actions, metrics = steps(
+            agent, buffer, key, rows, data, next_obs, online_step, num_updates, uniform
+        )
         if "next_actions" in buffer.data:
             buffer = write(buffer, rows, actions)
         return agent, buffer, key, actions, metrics

@@ -250,11 +250,21 @@ class StepFunctions:
     dispatch costs microseconds."""
 
     add: Any
-    learn: Any
+    learn: Any  # learn(agent, buffer, key, *args) -> (agent, key, actions, metrics)
 
-    def __call__(self, agent, buffer, key, rows, next_obs, num_updates: int, random_actions: bool):
+    @classmethod
+    def around(cls, learn, static_argnums: tuple[int, ...]) -> StepFunctions:
+        """The jitted buffer write and ``learn`` jitted with the agent donated."""
+        return cls(
+            add=jax.jit(replay.add, donate_argnums=0),
+            learn=jax.jit(learn, static_argnums=static_argnums, donate_argnums=0),
+        )
+
+    def __call__(self, agent, buffer, key, rows, *args):
+        """Add ``rows``, then ``learn(agent, buffer, key, *args)``; returns the agent, buffer, key, actions and
+        metrics."""
         buffer = self.add(buffer, rows)
-        agent, key, actions, metrics = self.learn(agent, buffer, key, next_obs, num_updates, random_actions)
+        agent, key, actions, metrics = self.learn(agent, buffer, key, *args)
         return agent, buffer, key, actions, metrics
 
 
@@ -273,10 +283,7 @@ def make_step_function(algo: Algorithm, batch_size: int) -> StepFunctions:
         key, actions = choose_actions(algo, agent, key, next_obs, random_actions)
         return agent, key, actions, metrics
 
-    return StepFunctions(
-        add=jax.jit(replay.add, donate_argnums=0),
-        learn=jax.jit(learn, static_argnums=(4, 5), donate_argnums=0),
-    )
+    return StepFunctions.around(learn, static_argnums=(4, 5))
 
 
 def choose_actions(algo: Algorithm, agent: Any, key: jax.Array, obs: jax.Array, random_actions: bool):
