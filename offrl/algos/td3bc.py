@@ -19,6 +19,9 @@ discount 0.99, tau 0.005, Adam 3e-4, 2x256 MLPs, states standardised with the da
 Deviations from the paper:
 - ``d`` is the terminal flag only; time-limit truncations bootstrap.
 - Actions are mapped to [-1, 1] by the trainer (the paper's tasks already are), so the max action is 1.
+- Networks are initialised orthogonal (hidden layers gain sqrt(2), output layers 1.0, offrl's shared MLP); the
+  paper's code and d3rlpy use PyTorch's default uniform init. Given the same initial weights, offrl's update equals
+  d3rlpy's to float32 rounding (``tests/algos/test_against_d3rlpy.py``).
 """
 
 from __future__ import annotations
