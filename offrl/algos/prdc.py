@@ -44,7 +44,7 @@ import numpy as np
 from offrl.algos.base import Algorithm, Batch, DataUpdate, Metrics, Spec, config_field, require
 from offrl.algos.td3bc import Networks, TD3BCState, act, init_state, td3_update
 from offrl.data.neighbours import SEARCHES, Nearest, build_nearest, resolve_search
-from offrl.nn.networks import ensemble_member
+from offrl.nn.networks import NETWORK_INITS, ensemble_member
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,15 @@ class PRDCConfig:
     hidden_dims: tuple[int, ...] = config_field((256, 256), "hidden layer widths of actor and critics")
     normalize_observations: bool = config_field(True, "standardise observations with dataset mean/std")
     reward_scaling: str = config_field("none", "none | locomotion (r*1000/return range) | antmaze (r-1)")
+    network_init: str = config_field(
+        "orthogonal", "orthogonal | pytorch (PyTorch's default uniform init, as the paper's code and d3rlpy)"
+    )
 
     def __post_init__(self) -> None:
+        require(
+            self.network_init in NETWORK_INITS,
+            f"network_init must be one of {NETWORK_INITS}, got {self.network_init!r}",
+        )
         require(self.alpha >= 0.0, f"alpha must be >= 0, got {self.alpha}")
         require(self.beta >= 0.0, f"beta must be >= 0, got {self.beta}")
         require(self.search in SEARCHES, f"search must be one of {', '.join(SEARCHES)}, got {self.search!r}")

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from offrl.algos.base import Algorithm, Batch, Spec, config_field, require
 from offrl.algos.td3bc import Networks, TD3BCState, init_state, make_update, networks
-from offrl.nn.networks import ensemble_member
+from offrl.nn.networks import NETWORK_INITS, ensemble_member
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,15 @@ class TD3Config:
     hidden_dims: tuple[int, ...] = config_field((256, 256), "hidden layer widths of actor and critics")
     normalize_observations: bool = config_field(False, "standardise observations with dataset mean/std (offline use)")
     reward_scaling: str = config_field("none", "none | locomotion (r*1000/return range) | antmaze (r-1)")
+    network_init: str = config_field(
+        "orthogonal", "orthogonal | pytorch (PyTorch's default uniform init, as the paper's code and d3rlpy)"
+    )
 
     def __post_init__(self) -> None:
+        require(
+            self.network_init in NETWORK_INITS,
+            f"network_init must be one of {NETWORK_INITS}, got {self.network_init!r}",
+        )
         require(self.policy_delay >= 1, f"policy_delay must be >= 1, got {self.policy_delay}")
         require(self.exploration_noise >= 0, f"exploration_noise must be >= 0, got {self.exploration_noise}")
         require(0.0 <= self.discount <= 1.0, f"discount must be in [0, 1], got {self.discount}")

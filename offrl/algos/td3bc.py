@@ -19,9 +19,10 @@ discount 0.99, tau 0.005, Adam 3e-4, 2x256 MLPs, states standardised with the da
 Deviations from the paper:
 - ``d`` is the terminal flag only; time-limit truncations bootstrap.
 - Actions are mapped to [-1, 1] by the trainer (the paper's tasks already are), so the max action is 1.
-- Networks are initialised orthogonal (hidden layers gain sqrt(2), output layers 1.0, offrl's shared MLP); the
-  paper's code and d3rlpy use PyTorch's default uniform init. Given the same initial weights, offrl's update equals
-  d3rlpy's to float32 rounding (``tests/algos/test_against_d3rlpy.py``).
+- Networks are initialised orthogonal by default (hidden layers gain sqrt(2), output layers 1.0, offrl's shared
+  MLP); the paper's code and d3rlpy use PyTorch's default uniform init, which ``network_init="pytorch"`` selects.
+  Given the same initial weights, offrl's update equals d3rlpy's to float32 rounding
+  (``tests/algos/test_against_d3rlpy.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from flax import struct
 
 from offrl.algos.base import Algorithm, Batch, Metrics, Spec, config_field, require
 from offrl.nn.losses import critic_ensemble_loss, td_target
-from offrl.nn.networks import Ensemble, QNetwork, ensemble_member
+from offrl.nn.networks import NETWORK_INITS, Ensemble, QNetwork, ensemble_member
 from offrl.nn.policies import DeterministicPolicy
 from offrl.nn.updates import apply_gradients, copy_tree, global_norm, polyak_update
 
@@ -56,8 +57,15 @@ class TD3BCConfig:
     hidden_dims: tuple[int, ...] = config_field((256, 256), "hidden layer widths of actor and critics")
     normalize_observations: bool = config_field(True, "standardise observations with dataset mean/std")
     reward_scaling: str = config_field("none", "none | locomotion (r*1000/return range) | antmaze (r-1)")
+    network_init: str = config_field(
+        "orthogonal", "orthogonal | pytorch (PyTorch's default uniform init, as the paper's code and d3rlpy)"
+    )
 
     def __post_init__(self) -> None:
+        require(
+            self.network_init in NETWORK_INITS,
+            f"network_init must be one of {NETWORK_INITS}, got {self.network_init!r}",
+        )
         require(self.alpha >= 0.0, f"alpha must be >= 0, got {self.alpha}")
         require(self.policy_noise >= 0.0 and self.noise_clip >= 0.0, "policy_noise and noise_clip must be >= 0")
         require(self.policy_delay >= 1, f"policy_delay must be >= 1, got {self.policy_delay}")
@@ -93,9 +101,9 @@ class Networks(NamedTuple):
 @cache
 def networks(config: TD3BCConfig, spec: Spec) -> Networks:
     return Networks(
-        actor=DeterministicPolicy(config.hidden_dims, spec.action_dim),
-        critic=Ensemble(QNetwork, 2)(config.hidden_dims),
-        q1=QNetwork(config.hidden_dims),
+        actor=DeterministicPolicy(config.hidden_dims, spec.action_dim, weight_init=config.network_init),
+        critic=Ensemble(QNetwork, 2)(config.hidden_dims, weight_init=config.network_init),
+        q1=QNetwork(config.hidden_dims, weight_init=config.network_init),
         actor_tx=optax.adam(config.actor_lr),
         critic_tx=optax.adam(config.critic_lr),
     )

@@ -61,10 +61,12 @@ class DeterministicPolicy(nn.Module):
     hidden_dims: Sequence[int]
     action_dim: int
     layer_norm: bool = False
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden_dims, self.action_dim, layer_norm=self.layer_norm)(observations))
+        mlp = MLP(self.hidden_dims, self.action_dim, layer_norm=self.layer_norm, weight_init=self.weight_init)
+        return jnp.tanh(mlp(observations))
 
 
 class GaussianPolicy(nn.Module):

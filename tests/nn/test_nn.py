@@ -82,3 +82,25 @@ def test_polyak_update_and_copy():
     copied = copy_tree(online)
     assert copied["w"] is not online["w"]
     np.testing.assert_array_equal(copied["w"], online["w"])
+
+
+def test_pytorch_init_is_uniform_in_one_over_sqrt_fan_in_and_orthogonal_stays_the_default():
+    from offrl.nn.networks import MLP
+
+    x = jnp.zeros((1, 40))
+    torch_like = MLP((300, 300), 2, weight_init="pytorch").init(jax.random.PRNGKey(0), x)["params"]
+    for layer, fan_in in (("Dense_0", 40), ("Dense_1", 300), ("Dense_2", 300)):
+        bound = 1.0 / np.sqrt(fan_in)
+        for name in ("kernel", "bias"):
+            values = np.asarray(torch_like[layer][name])
+            assert np.abs(values).max() <= bound
+            if values.size > 1000:  # U(-b, b) has std b / sqrt(3)
+                assert abs(values.std() - bound / np.sqrt(3.0)) < 0.05 * bound
+        assert np.abs(np.asarray(torch_like[layer]["bias"])).max() > 0  # PyTorch starts biases off zero too
+
+    default = MLP((300, 300), 2).init(jax.random.PRNGKey(0), x)["params"]
+    kernel = np.asarray(default["Dense_1"]["kernel"])  # orthogonal with gain sqrt(2): K^T K = 2 I
+    np.testing.assert_allclose(kernel.T @ kernel, 2.0 * np.eye(300), atol=1e-4)
+    assert not np.any(np.asarray(default["Dense_1"]["bias"]))
+    with pytest.raises(ValueError, match="unknown network init"):
+        MLP((8,), 1, weight_init="xavier").init(jax.random.PRNGKey(0), x)
