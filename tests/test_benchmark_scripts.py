@@ -329,6 +329,27 @@ def test_the_finetune_table_runs_each_method_with_its_preset_and_writes_the_tabl
     assert markdown.read_text() == first
 
 
+def test_the_h2o_gap_table_gathers_every_finished_arm_of_separate_invocations(tmp_path, capsys):
+    """Seeds run as separate invocations; --table-only reads each arm's record (not the runs' own JSON files) and
+    writes them, arm by arm and seed by seed, to the table and the JSON file."""
+    h2o_gap = script("h2o_gap")
+    out = tmp_path / "gap"
+    (out / "H2O-s1" / "checkpoints").mkdir(parents=True)
+    (out / "H2O-s1" / "checkpoints" / "step_000001000.json").write_text("{}")  # a run's own file, not a record
+    scores = {("H2O", 1): 30.0, ("H2O", 0): 20.0, ("offline-only (IQL)", 0): 17.0, ("simulator-only (SAC)", 0): 11.0}
+    for (arm, seed), score in scores.items():
+        record = {"arm": arm, "seed": seed, "real_score": score, "minutes": 1.0}
+        (out / f"{arm.split()[0]}-s{seed}.json").write_text(json.dumps(record))
+    h2o_gap.main(["--table-only", "--out", str(out), "--json", str(tmp_path / "gap.json")])
+    table = capsys.readouterr().out
+    assert "| H2O | 2 | 25.0 ± 5.0 (20.0, 30.0) |" in table and "| offline-only (IQL) | 1 | 17.0" in table
+    assert table.index("offline-only") < table.index("simulator-only") < table.index("| H2O")
+    records = json.loads((tmp_path / "gap.json").read_text())["records"]
+    assert [(r["arm"], r["seed"]) for r in records][-2:] == [("H2O", 0), ("H2O", 1)] and len(records) == 4
+    with pytest.raises(SystemExit, match="no finished arms"):
+        h2o_gap.main(["--table-only", "--out", str(tmp_path / "empty")])
+
+
 def test_dataset_measures_reads_each_datasets_scores_from_the_first_results_folder_that_has_it(tmp_path):
     dataset_measures = script("dataset_measures")
 
