@@ -436,7 +436,7 @@ def _execute(
 
         # 2. Online phase.
         if offline_step == config.offline_steps and offline_step + online_step < end:
-            if not curve or curve[-1][0] != config.offline_steps:
+            if all(step != config.offline_steps for step, _ in curve):  # not evaluated yet (nor before a resume)
                 last_eval = run_evaluation(config.offline_steps, "offline")  # the score at the switch
             if config.mixing == "buffer" and online_step == 0 and int(buffer.size) == 0:
                 buffer = seed_buffer(buffer, {**offline_rows, "timeouts": _episode_cuts(dataset)})

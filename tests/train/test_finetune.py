@@ -52,6 +52,12 @@ def test_resume_before_or_after_the_switch_equals_an_uninterrupted_run(tmp_path,
     resumed = resume_finetune(tmp_path / "split")
     assert leaves_equal(whole.agent, resumed.agent)
     assert resumed.summary["final"] == whole.summary["final"]
+    for key in ("score_at_switch", "min_after_switch", "eval_regret"):  # the curve, not only its end
+        assert resumed.summary[key] == whole.summary[key], key
+    # one evaluation per step, as in the uninterrupted run (a resume after the switch once logged the switch again)
+    evals = {name: [line.split(",")[:3] for line in (tmp_path / name / "eval.csv").read_text().splitlines()]
+             for name in ("whole", "split")}  # fmt: skip
+    assert evals["split"] == evals["whole"]
     # the wall time is the whole run's: the first invocation's (to its checkpoint) and the resumed one's
     assert resumed.summary["wall_seconds"] > time.perf_counter() - began
     assert resumed.summary["train_regret"] == pytest.approx(whole.summary["train_regret"], nan_ok=True)
