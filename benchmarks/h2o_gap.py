@@ -10,8 +10,9 @@ three ways to use them, all scored on the real system.
   real system with its Gaussian noise (a controller designed in the simulator, logged on the real plant). The
   small version from the method notes:
 
-    python benchmarks/h2o_gap.py --real pendulum:gravity=1.5 --sim pendulum --behaviour simulator \
-        --real-transitions 10000 --steps 10000 --eval-interval 1000 --seeds 0,1,2 --out runs/h2o-gap-pendulum
+    python benchmarks/h2o_gap.py --real pendulum:gravity=1.5 --sim pendulum --behaviour simulator \\
+        --real-transitions 10000 --steps 20000 --eval-interval 2000 --final-episodes 20 --seeds 0,1,2 \\
+        --out runs/h2o-gap-pendulum
 
 - **offline only**: IQL on the real data for ``--steps`` updates (its paper config for hopper);
 - **simulator only**: SAC trained online on the simulator for ``--steps`` environment steps, then evaluated on
