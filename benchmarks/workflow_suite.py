@@ -148,6 +148,7 @@ def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
                 "dataset_q": s.dataset_q,
                 "td_error": s.td_error,
                 "target_scale": s.target_scale,
+                "target_variance": s.target_variance,
                 "online_score": online.get(s.step),
             }
             for s in stats  # fmt: skip

@@ -500,9 +500,9 @@ def cmd_workflow(argv: list[str]) -> int:
     if args.json:
         print(json.dumps({"checkpoints": [vars(s) for s in stats], **vars(result)}))
         return 0
-    print("step        dataset Q    TD error")
+    print("step        dataset Q    TD error   TD error / target variance")
     for s in stats:
-        print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g}")
+        print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g} {s.td_error / max(s.target_variance, 1e-12):9.1%}")
     print(f"verdict: {result.verdict}: {result.explanation}")
     print(f"deploy the checkpoint of step {result.recommended_step}; {result.advice}")
     return 0

@@ -435,6 +435,39 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
         fqe_suite.main(fqe_argv)
 
 
+def test_the_cartpole_workflow_makes_its_datasets_trains_each_critic_and_judges_it(tmp_path, capsys):
+    """expert-N and mixed-N from an expert log (here a short random one), one tiny critic: trained, judged from its
+    checkpoints, tabulated; a second call redoes nothing, and a malformed critic or dataset name is refused."""
+    from offrl.data import load_dataset, save_dataset
+
+    workflow_cartpole = script("workflow_cartpole")
+    save_dataset(workflow_cartpole.random_episodes(300, seed=3), tmp_path / "log.npz")
+    markdown = tmp_path / "B.md"
+    markdown.write_text(f"{workflow_cartpole.BEGIN}\n{workflow_cartpole.END}\n")
+    argv = ["--datasets", "expert-2,mixed-1", "--critics", "16", "--steps", "200", "--interval", "100",
+            "--episodes", "1", "--random-transitions", "150", "--expert-log", str(tmp_path / "log.npz"),
+            "--out", str(tmp_path / "runs"), "--into", str(markdown)]  # fmt: skip
+    assert workflow_cartpole.main(argv) == 0
+    log = load_dataset(tmp_path / "log.npz")
+    expert2 = load_dataset(tmp_path / "runs" / "data" / "cartpole-expert-2.npz")
+    mixed1 = load_dataset(tmp_path / "runs" / "data" / "cartpole-mixed-1.npz")
+    assert expert2.num_episodes == 2 and expert2.size == log.first_episodes(2).size
+    assert mixed1.size == log.first_episodes(1).size + 150 and mixed1.discrete
+    run = tmp_path / "runs" / "cartpole-mixed-1" / "cql-discrete-16-s0"
+    record = json.loads((run / "workflow.json").read_text())
+    assert [c["step"] for c in record["checkpoints"]] == [100, 200] and record["algo"] == "CQL 16"
+    assert all(c["target_variance"] >= 0 for c in record["checkpoints"])
+    assert json.loads((run / "config.json").read_text())["algo_config"]["hidden_dims"] == [16]
+    assert "| cartpole-mixed-1 | CQL 16 |" in markdown.read_text()
+    capsys.readouterr()
+    assert workflow_cartpole.main(argv) == 0 and "training" not in capsys.readouterr().out
+    for bad, message in ((["--critics", "256xwide"], "is not a list of widths"),
+                         (["--datasets", "expert-many"], "unknown dataset 'expert-many'")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            workflow_cartpole.main([*argv, *bad])
+        assert message in capsys.readouterr().err
+
+
 @pytest.mark.slow  # the group path itself is in CI through scores.py's test
 def test_the_workflow_suite_trains_its_runs_as_groups(tmp_path, capsys):
     from offrl.data.builtin import load_builtin

@@ -20,10 +20,14 @@ transitions (the training data, or a held-out dataset), :func:`checkpoint_statis
 How "rises", "falls steadily", "low" and "high" become numbers is offrl's choice (the paper states the rules in
 words): a rise of at least ``drop`` (10%) of the peak's magnitude before the peak (a critic that starts above the
 data's values and comes down is converging, not overfitting), then a fall of at least as much over the checkpoints
-after it, most of them decreasing; a TD
-error is high when it is above ``high_td`` (10%) of the mean squared TD target and has not fallen below half of its
+after it, most of them decreasing. A TD error is high, as a training error is in supervised learning, when the
+critic leaves more than ``high_td`` (a quarter) of its targets' variance unexplained (TD error / variance of the
+TD targets over the rows), when it is not negligible beside the values themselves (at least ``floor_td``, 1%, of
+the mean squared target: targets that hardly vary, as on a single expert trajectory, make the first ratio large for
+a tiny error), and when it has not fallen below half of its
 largest value. The rules are stated for conservative methods (CQL, whose Q-values the penalty pushes down); the
-statistics apply to any algorithm with a critic.
+statistics apply to any algorithm with a critic, continuous (a critic ensemble) or discrete (a Q-network over the
+actions, e.g. discrete CQL).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ class CheckpointStatistics:
     step: int
     dataset_q: float
     td_error: float
-    target_scale: float  # mean squared TD target, the TD error's natural scale
+    target_scale: float  # mean squared TD target
+    target_variance: float  # variance of the TD targets over the rows: what the critic has to explain
 
 
 @dataclass(frozen=True)
@@ -62,15 +67,22 @@ class Diagnosis:
 
 
 def critic_values(algo_name: str, state: Any, observations: jax.Array, actions: jax.Array) -> jax.Array:
-    """The mean over an algorithm's critic ensemble of Q(s, a), for algorithms whose file defines ``networks`` with
-    a ``critic`` and whose state holds ``critic_params``."""
+    """Q(s, a) of an algorithm's critic: the mean over the critic ensemble for continuous actions (a file that
+    defines ``networks`` with a ``critic`` and a state holding ``critic_params``), or the logged action's entry of a
+    Q-network over all actions for discrete ones (``networks`` with a ``q`` and a state holding ``params``, e.g.
+    discrete CQL)."""
     module = importlib.import_module(get_algorithm(algo_name).init.__module__)
     networks = getattr(module, "networks", None)
-    if networks is None or not hasattr(state, "critic_params"):
+    if networks is None:
         raise ValueError(f"the workflow needs a critic: {algo_name} has none it can read")
     nets = networks(state.config, state.spec)
-    if not hasattr(nets, "critic") or state.spec.discrete:
-        raise ValueError(f"the workflow needs a continuous-action critic: {algo_name} has none it can read")
+    if state.spec.discrete:
+        if not (hasattr(nets, "q") and hasattr(state, "params")):
+            raise ValueError(f"the workflow needs a Q-network over the actions: {algo_name} has none it can read")
+        q_all = nets.q.apply(state.params, observations)  # [B, |A|]
+        return jnp.take_along_axis(q_all, actions.astype(jnp.int32).reshape(-1, 1), axis=1)[:, 0]
+    if not (hasattr(nets, "critic") and hasattr(state, "critic_params")):
+        raise ValueError(f"the workflow needs a critic: {algo_name} has none it can read")
     q = nets.critic.apply(state.critic_params, observations, actions)
     return q.mean(axis=0) if q.ndim == 2 else q
 
@@ -103,17 +115,19 @@ def checkpoint_statistics(run_dir: str | Path, dataset: Dataset, max_rows: int =
         next_actions = algo.act(state, batch["next_observations"], jax.random.PRNGKey(0), True)
         next_q = critic_values(algo.name, state, batch["next_observations"], next_actions)
         target = batch["rewards"] + discount * (1.0 - batch["terminals"]) * next_q
-        return q.mean(), jnp.square(q - target).mean(), jnp.square(target).mean()
+        return q.mean(), jnp.square(q - target).mean(), jnp.square(target).mean(), target.var()
 
     out = []
     for path in checkpoints:
         state, meta = load_checkpoint(path, template, part="agent")
-        q, td, scale = (float(x) for x in statistics(state))
-        out.append(CheckpointStatistics(int(meta["step"]), q, td, scale))
+        q, td, scale, variance = (float(x) for x in statistics(state))
+        out.append(CheckpointStatistics(int(meta["step"]), q, td, scale, variance))
     return out
 
 
-def diagnose(stats: list[CheckpointStatistics], drop: float = 0.1, high_td: float = 0.1) -> Diagnosis:
+def diagnose(
+    stats: list[CheckpointStatistics], drop: float = 0.1, high_td: float = 0.25, floor_td: float = 0.01
+) -> Diagnosis:
     """The paper's rules on a run's checkpoint statistics (oldest first)."""
     if not stats:
         raise ValueError("no checkpoint statistics to diagnose")
@@ -126,13 +140,15 @@ def diagnose(stats: list[CheckpointStatistics], drop: float = 0.1, high_td: floa
     scale = max(abs(q[peak]), 1e-8)
     rose = peak > 0 and q[peak] - q[0] >= drop * scale  # a rise first: a fall from the start is the critic converging
     fell = q[peak] - q[-1] >= drop * scale
-    td_high = td[-1] > high_td * last.target_scale and td[-1] > 0.5 * td.max()
+    unexplained = td[-1] / max(last.target_variance, 1e-12)
+    td_high = unexplained > high_td and td[-1] > floor_td * last.target_scale and td[-1] > 0.5 * td.max()
     if td_high:
         return Diagnosis(
             "underfitting",
             last.step,
-            f"the TD error stays high: {td[-1]:.4g} at the last checkpoint, {td[-1] / last.target_scale:.0%} of the "
-            f"mean squared target, and never fell below half of its largest value ({td.max():.4g})",
+            f"the TD error stays high: {td[-1]:.4g} at the last checkpoint, {unexplained:.0%} of the TD targets' "
+            f"variance ({td[-1] / last.target_scale:.1%} of their mean square), and never fell below half of its "
+            f"largest value ({td.max():.4g})",
             "increase the critic's capacity (wider or deeper networks) or reduce regularisation (e.g. a smaller "
             "conservative weight)",
         )

@@ -9,8 +9,9 @@ import numpy as np
 from offrl.ope.workflow import CheckpointStatistics, diagnose
 
 
-def stats(qs, tds, scale=100.0):
-    return [CheckpointStatistics(1000 * (i + 1), q, td, scale) for i, (q, td) in enumerate(zip(qs, tds, strict=True))]
+def stats(qs, tds, scale=100.0, variance=50.0):
+    return [CheckpointStatistics(1000 * (i + 1), q, td, scale, variance)
+            for i, (q, td) in enumerate(zip(qs, tds, strict=True))]  # fmt: skip
 
 
 def test_a_q_peak_then_a_steady_fall_with_low_td_error_is_overfitting_and_the_peak_is_deployed():
@@ -29,6 +30,20 @@ def test_a_td_error_that_stays_high_is_underfitting():
     assert result.verdict == "underfitting" and "capacity" in result.advice
 
 
+def test_a_critic_whose_values_grow_with_its_error_is_underfitting():
+    """A critic too small for the data (CartPole, 8 units): Q and TD error both grow, so the error stays a few
+    percent of the mean squared target, but it leaves 40% of the targets' variance unexplained."""
+    result = diagnose(stats([7.1, 45.5, 93.4, 108.7, 104.9, 115.0], [6.0, 118, 447, 665, 720, 1050],
+                            scale=1334.0, variance=2560.0))  # fmt: skip
+    assert result.verdict == "underfitting" and "41% of the TD targets' variance" in result.explanation
+
+
+def test_a_tiny_error_on_targets_that_hardly_vary_is_not_underfitting():
+    """One expert trajectory: every target is about the same, so even a negligible TD error is a large share of
+    their variance; beside their mean square (about 100^2) it is nothing."""
+    assert diagnose(stats([90, 95, 98, 99], [0.4, 0.3, 0.35, 0.33], scale=1e4, variance=1.0)).verdict == "fine"
+
+
 def test_rising_q_and_falling_td_error_are_fine_and_the_last_checkpoint_is_deployed():
     result = diagnose(stats([1, 2, 3, 4], [40.0, 20.0, 5.0, 1.0]))
     assert result.verdict == "fine" and result.recommended_step == 4000
@@ -45,3 +60,47 @@ def test_offrl_workflow_reads_every_checkpoint_of_a_run(tmp_path, capsys):
     assert [c["step"] for c in record["checkpoints"]] == [100, 200, 300]
     assert all(np.isfinite(c["dataset_q"]) and c["td_error"] >= 0 for c in record["checkpoints"])
     assert record["verdict"] in ("overfitting", "underfitting", "fine")
+
+
+def test_the_workflow_reads_a_discrete_q_network_at_the_logged_actions(tmp_path):
+    """Discrete CQL (a Q-network over all actions, no critic ensemble): the dataset Q is the logged action's entry,
+    and the TD error uses the checkpoint's own greedy action at the next state."""
+    import jax
+
+    from offrl.algos import get_algorithm
+    from offrl.algos.base import Spec
+    from offrl.algos.cql_discrete import networks
+    from offrl.data import from_arrays, save_dataset
+    from offrl.ope.workflow import checkpoint_statistics
+    from offrl.train import TrainConfig, train
+    from offrl.train.checkpoint import list_checkpoints, load_checkpoint, read_metadata
+    from offrl.train.offline import _config_from_json
+
+    rng = np.random.default_rng(0)
+    n = 400
+    observations = rng.normal(size=(n + 1, 4)).astype(np.float32)
+    actions = rng.integers(0, 2, size=n)
+    terminals = np.zeros(n, bool)
+    terminals[[199, n - 1]] = True
+    data = from_arrays(observations[:-1], actions, np.ones(n, np.float32), terminals,
+                       next_observations=observations[1:])  # fmt: skip
+    save_dataset(data, tmp_path / "data.npz")
+    train(TrainConfig(algo="cql-discrete", dataset=str(tmp_path / "data.npz"), task="cartpole", steps=200,
+                      checkpoint_interval=100, keep_checkpoints=0, eval_interval=0, eval_episodes=1,
+                      output_dir=str(tmp_path), run_name="r", progress=False))  # fmt: skip
+    stats = checkpoint_statistics(tmp_path / "r", data)
+    assert [s.step for s in stats] == [100, 200]
+
+    last = list_checkpoints(tmp_path / "r" / "checkpoints")[-1]
+    meta = read_metadata(last)
+    algo = get_algorithm("cql-discrete")
+    config = _config_from_json(algo.config_class, meta["algo_config"])
+    template = algo.init(jax.random.PRNGKey(0), Spec.from_json(meta["spec"]), config)
+    state, _ = load_checkpoint(last, template, part="agent")
+    q_net = networks(config, state.spec).q
+    q_all = np.asarray(q_net.apply(state.params, data.observations))
+    q = q_all[np.arange(n), actions]
+    next_q = np.asarray(q_net.apply(state.params, data.next_observations)).max(axis=1)  # its own greedy action
+    target = 1.0 + 0.99 * (1.0 - terminals) * next_q
+    assert np.isclose(stats[-1].dataset_q, q.mean(), rtol=1e-4)
+    assert np.isclose(stats[-1].td_error, np.square(q - target).mean(), rtol=1e-3)
