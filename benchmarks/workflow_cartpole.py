@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{record['last_score']:.1f})",
                     flush=True,
                 )
-                records.append(record)
+                records.append({**record, "algo": f"{record['algo']}, seed {seed}"})
     if not records:
         print("no finished runs", file=sys.stderr)
         return 1

@@ -458,7 +458,7 @@ def test_the_cartpole_workflow_makes_its_datasets_trains_each_critic_and_judges_
     assert [c["step"] for c in record["checkpoints"]] == [100, 200] and record["algo"] == "CQL 16"
     assert all(c["target_variance"] >= 0 for c in record["checkpoints"])
     assert json.loads((run / "config.json").read_text())["algo_config"]["hidden_dims"] == [16]
-    assert "| cartpole-mixed-1 | CQL 16 |" in markdown.read_text()
+    assert "| cartpole-mixed-1 | CQL 16, seed 0 |" in markdown.read_text()
     capsys.readouterr()
     assert workflow_cartpole.main(argv) == 0 and "training" not in capsys.readouterr().out
     for bad, message in ((["--critics", "256xwide"], "is not a list of widths"),
