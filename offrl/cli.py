@@ -475,6 +475,10 @@ def cmd_fqe(argv: list[str]) -> int:
     return 0
 
 
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole:.1%}" if whole > 1e-12 else "n/a"
+
+
 def cmd_workflow(argv: list[str]) -> int:
     from offrl.ope.workflow import checkpoint_statistics, diagnose
     from offrl.train.offline import read_run_config, resolve_dataset
@@ -502,7 +506,7 @@ def cmd_workflow(argv: list[str]) -> int:
         return 0
     print("step        dataset Q    TD error   TD error / target variance")
     for s in stats:
-        print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g} {s.td_error / max(s.target_variance, 1e-12):9.1%}")
+        print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g} {_share(s.td_error, s.target_variance):>9}")
     print(f"verdict: {result.verdict}: {result.explanation}")
     print(f"deploy the checkpoint of step {result.recommended_step}; {result.advice}")
     return 0

@@ -128,7 +128,13 @@ def checkpoint_statistics(run_dir: str | Path, dataset: Dataset, max_rows: int =
 def diagnose(
     stats: list[CheckpointStatistics], drop: float = 0.1, high_td: float = 0.25, floor_td: float = 0.01
 ) -> Diagnosis:
-    """The paper's rules on a run's checkpoint statistics (oldest first)."""
+    """The paper's rules on a run's checkpoint statistics (oldest first).
+
+    ``drop``: the rise before and the fall after a Q peak that count, as a share of the peak's magnitude.
+    ``high_td``: the TD error, as a share of the TD targets' variance, above which it is high (until 2026-11-28 it
+    was a share of their mean square, which a critic whose values grow with its error never exceeds).
+    ``floor_td``: the TD error must also be at least this share of the targets' mean square.
+    """
     if not stats:
         raise ValueError("no checkpoint statistics to diagnose")
     q = np.array([s.dataset_q for s in stats])
@@ -141,7 +147,12 @@ def diagnose(
     rose = peak > 0 and q[peak] - q[0] >= drop * scale  # a rise first: a fall from the start is the critic converging
     fell = q[peak] - q[-1] >= drop * scale
     unexplained = td[-1] / max(last.target_variance, 1e-12)
-    td_high = unexplained > high_td and td[-1] > floor_td * last.target_scale and td[-1] > 0.5 * td.max()
+    td_high = (
+        last.target_scale > 1e-12  # targets all zero (e.g. a sparse reward never reached): nothing to judge
+        and unexplained > high_td
+        and td[-1] > floor_td * last.target_scale
+        and td[-1] > 0.5 * td.max()
+    )
     if td_high:
         return Diagnosis(
             "underfitting",
@@ -156,8 +167,8 @@ def diagnose(
         return Diagnosis(
             "overfitting",
             stats[peak].step,
-            f"the average dataset Q peaked at {q[peak]:.4g} (step {stats[peak].step}) and fell to {q[-1]:.4g} while "
-            f"the TD error stayed low ({td[-1]:.4g})",
+            f"the average dataset Q peaked at {q[peak]:.4g} (step {stats[peak].step}) and fell to {q[-1]:.4g}, and "
+            f"the TD error is not high ({td[-1]:.4g}, {unexplained:.0%} of the TD targets' variance)",
             "deploy the checkpoint at the peak (early stopping); to train longer, add capacity-decreasing "
             "regularisation (dropout, fewer units, an information bottleneck on the critic)",
         )

@@ -32,10 +32,26 @@ def test_a_td_error_that_stays_high_is_underfitting():
 
 def test_a_critic_whose_values_grow_with_its_error_is_underfitting():
     """A critic too small for the data (CartPole, 8 units): Q and TD error both grow, so the error stays a few
-    percent of the mean squared target, but it leaves 40% of the targets' variance unexplained."""
+    percent of the mean squared target (8% here), but it leaves 41% of the targets' variance unexplained."""
     result = diagnose(stats([7.1, 45.5, 93.4, 108.7, 104.9, 115.0], [6.0, 118, 447, 665, 720, 1050],
-                            scale=1334.0, variance=2560.0))  # fmt: skip
+                            scale=13340.0, variance=2560.0))  # fmt: skip
     assert result.verdict == "underfitting" and "41% of the TD targets' variance" in result.explanation
+
+
+def test_an_error_that_explains_most_of_the_targets_variance_is_not_underfitting():
+    """A large critic on the same data: its error grows too (above the 1% floor of the mean square) but stays
+    under a quarter of the targets' variance."""
+    result = diagnose(stats([26, 33, 38, 43, 51, 78], [6.8, 15.7, 26.7, 43.3, 102.3, 453.8],
+                            scale=6100.0, variance=5000.0))  # fmt: skip
+    assert result.verdict == "fine"
+    grown = diagnose(stats([26, 33, 38, 43, 51, 78], [6.8, 15.7, 26.7, 43.3, 102.3, 1500.0],
+                           scale=6100.0, variance=5000.0))  # fmt: skip
+    assert grown.verdict == "underfitting"  # the same run with 30% of the variance unexplained
+
+
+def test_targets_that_are_all_zero_are_not_judged():
+    """Sparse rewards never reached: every target is 0, so no share of them is meaningful."""
+    assert diagnose(stats([0.0, 0.0, 0.0], [1e-9, 1e-9, 1e-9], scale=0.0, variance=0.0)).verdict == "fine"
 
 
 def test_a_tiny_error_on_targets_that_hardly_vary_is_not_underfitting():
