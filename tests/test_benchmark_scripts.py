@@ -365,6 +365,9 @@ def test_dataset_measures_reads_each_datasets_scores_from_the_first_results_fold
     archive("walker", "walker2d-medium", "td3bc-s2", 70.0)
     folders = [tmp_path / "hopper", tmp_path / "walker"]
     assert dataset_measures.final_scores(folders, "hopper-medium") == {"bc": 35.0, "iql": 50.0}
+    assert dataset_measures.best_and_bc_close({"bc": 35.0, "iql": 50.0}) == (None, "-")  # TD3+BC not finished yet
+    assert dataset_measures.best_and_bc_close({"bc": 46.0, "td3bc": 40.0, "iql": 50.0}) == (50.0, "yes")
+    assert dataset_measures.best_and_bc_close({"bc": 44.9, "td3bc": 40.0, "iql": 50.0}) == (50.0, "no")
     assert dataset_measures.final_scores(folders, "walker2d-medium") == {"td3bc": 70.0}
     assert dataset_measures.final_scores(folders, "walker2d-expert") == {}
 
