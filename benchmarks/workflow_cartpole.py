@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from markdown_block import write_block  # noqa: E402
-from workflow_suite import finished, judge, started_run_dir, table  # noqa: E402
+from workflow_suite import finished, judge, publish, started_run_dir  # noqa: E402
 
 from offrl.train.checkpoint import atomic_write_json  # noqa: E402
 
@@ -196,17 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 records.append({**record, "algo": f"{record['algo']}, seed {seed}"})
-    if not records:
-        print("no finished runs", file=sys.stderr)
-        return 1
-    text = table(records, args.tolerance)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
-    if args.into:
-        write_block(args.into, BEGIN, END, text)
-    return 0
+    return publish(records, args.tolerance, args.json, args.into, (BEGIN, END))
 
 
 if __name__ == "__main__":

@@ -196,6 +196,23 @@ def table(records: list[dict], tolerance: float) -> str:
     return "\n".join(lines)
 
 
+def publish(records: list[dict], tolerance: float, json_path: str | None, into: str | None,
+            markers: tuple[str, str]) -> int:  # fmt: skip
+    """Print the table of ``records``; also write them to ``json_path`` and the table between ``markers`` of the
+    Markdown file ``into``. Returns the exit status (1 when there is nothing to tabulate)."""
+    if not records:
+        print("no finished runs", file=sys.stderr)
+        return 1
+    text = table(records, tolerance)
+    print(text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(records, indent=2) + "\n")
+    if into:
+        write_block(into, *markers, text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="data/suite", help="where the suite's datasets are")
@@ -255,17 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 records.append(record)
-    if not records:
-        print("no finished runs", file=sys.stderr)
-        return 1
-    text = table(records, args.tolerance)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
-    if args.into:
-        write_block(args.into, BEGIN, END, text)
-    return 0
+    return publish(records, args.tolerance, args.json, args.into, (BEGIN, END))
 
 
 if __name__ == "__main__":
