@@ -23,7 +23,8 @@ Scored per run, in normalised score from the online evaluations at the checkpoin
   (its expected regret and probability of being good);
 - **verdict right**: "overfitting" is right when the recommended (peak) checkpoint beats the last by more than the
   tolerance (stopping early helped); "fine" when the last checkpoint is good; "underfitting" when the final policy
-  scores below the data's behaviour (the run needs changing).
+  scores below the data's behaviour (the run needs changing); "diverging" when the last checkpoint is not good
+  (the run went wrong).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
         "overfitting": recommended - last > tolerance,
         "fine": best - last <= tolerance,
         "underfitting": last < behaviour,
+        "diverging": best - last > tolerance,
     }[diagnosis.verdict]
     return {
         "run": f"{run_dir.parent.name}/{run_dir.name}",
@@ -142,6 +144,7 @@ def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
         "verdict": diagnosis.verdict,
         "explanation": diagnosis.explanation,
         "recommended_step": diagnosis.recommended_step,
+        "value_bounds": [stats[-1].value_low, stats[-1].value_high],
         "checkpoints": [
             {
                 "step": s.step,
@@ -181,7 +184,9 @@ def table(records: list[dict], tolerance: float) -> str:
         )
     n = len(records)
     mean = lambda key: float(np.mean([r[key] for r in records]))  # noqa: E731
-    verdicts = {v: sum(r["verdict"] == v for r in records) for v in ("fine", "overfitting", "underfitting")}
+    verdicts = {
+        v: sum(r["verdict"] == v for r in records) for v in ("fine", "overfitting", "underfitting", "diverging")
+    }
     lines += [
         "",
         f"| rule ({n} runs) | good checkpoint (regret <= {tolerance:g}) | mean regret |",
@@ -191,7 +196,8 @@ def table(records: list[dict], tolerance: float) -> str:
         f"| random checkpoint (expected) | {mean('good_random'):.0%} | {mean('regret_random'):.1f} |",
         "",
         f"Verdicts: {verdicts['fine']} fine, {verdicts['overfitting']} overfitting, {verdicts['underfitting']} "
-        f"underfitting; the verdict is right for {mean('verdict_right'):.0%} of the runs.",
+        f"underfitting, {verdicts['diverging']} diverging; the verdict is right for {mean('verdict_right'):.0%} of "
+        "the runs.",
     ]
     return "\n".join(lines)
 

@@ -502,11 +502,13 @@ def cmd_workflow(argv: list[str]) -> int:
     stats = checkpoint_statistics(args.run_dir, dataset, args.max_rows)
     result = diagnose(stats)
     if args.json:
-        print(json.dumps({"checkpoints": [vars(s) for s in stats], **vars(result)}))
+        finite = lambda s: {k: v if np.isfinite(v) else None for k, v in vars(s).items()}  # noqa: E731
+        print(json.dumps({"checkpoints": [finite(s) for s in stats], **vars(result)}))
         return 0
     print("step        dataset Q    TD error   TD error / target variance")
     for s in stats:
         print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g} {_share(s.td_error, s.target_variance):>9}")
+    print(f"values the data's rewards allow: [{stats[-1].value_low:.4g}, {stats[-1].value_high:.4g}]")
     print(f"verdict: {result.verdict}: {result.explanation}")
     print(f"deploy the checkpoint of step {result.recommended_step}; {result.advice}")
     return 0

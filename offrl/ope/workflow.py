@@ -17,6 +17,20 @@ transitions (the training data, or a held-out dataset), :func:`checkpoint_statis
 - **underfitting**: the TD error stays high and does not come down. Fix with more capacity (wider or deeper
   critics) or less regularisation (e.g. a smaller conservative weight).
 
+offrl adds one rule the paper does not have:
+
+- **diverging**: the average dataset Q ends beyond the values the data's rewards allow at all, and is still moving
+  away. No discounted sum of rewards in :math:`[r_{min}, r_{max}]` (the dataset's, as transformed for training)
+  exceeds :math:`r_{max} / (1 - \\gamma)` (:math:`r_{max}` itself if it is negative: an episode may end after one
+  step) or falls below :math:`r_{min} / (1 - \\gamma)` (:math:`r_{min}` if it is positive). The critic learns only
+  from those rewards, so values beyond them come from extrapolation feeding on itself: an over-estimating critic,
+  usually with a policy that has collapsed. "Still moving away" reuses the overfitting rule's ``drop``: over the
+  second half of the checkpoints the Q moved outwards by at least 10% of its final magnitude, so a critic that
+  levelled off slightly beyond the bound (a small regression error on values near their maximum) is not diverging.
+  Deploy the last checkpoint whose Q was within the bounds, only after checking it (the policy may have gone wrong
+  before the values did); fix with stronger conservatism or behaviour regularisation, a lower critic learning rate,
+  slower target updates or a smaller discount.
+
 How "rises", "falls steadily", "low" and "high" become numbers is offrl's choice (the paper states the rules in
 words): a rise of at least ``drop`` (10%) of the peak's magnitude before the peak (a critic that starts above the
 data's values and comes down is converging, not overfitting), then a fall of at least as much over the checkpoints
@@ -24,10 +38,9 @@ after it, most of them decreasing. A TD error is high, as a training error is in
 critic leaves more than ``high_td`` (a quarter) of its targets' variance unexplained (TD error / variance of the
 TD targets over the rows), when it is not negligible beside the values themselves (at least ``floor_td``, 1%, of
 the mean squared target: targets that hardly vary, as on a single expert trajectory, make the first ratio large for
-a tiny error), and when it has not fallen below half of its
-largest value. The rules are stated for conservative methods (CQL, whose Q-values the penalty pushes down); the
-statistics apply to any algorithm with a critic, continuous (a critic ensemble) or discrete (a Q-network over the
-actions, e.g. discrete CQL).
+a tiny error), and when it has not fallen below half of its largest value. The rules are stated for conservative
+methods (CQL, whose Q-values the penalty pushes down); the statistics apply to any algorithm with a critic,
+continuous (a critic ensemble) or discrete (a Q-network over the actions, e.g. discrete CQL).
 """
 
 from __future__ import annotations
@@ -56,11 +69,13 @@ class CheckpointStatistics:
     td_error: float
     target_scale: float  # mean squared TD target
     target_variance: float  # variance of the TD targets over the rows: what the critic has to explain
+    value_low: float = -np.inf  # the smallest value the data's (transformed) rewards allow (value_bounds)
+    value_high: float = np.inf  # the largest
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    verdict: str  # "overfitting" | "underfitting" | "fine"
+    verdict: str  # "overfitting" | "underfitting" | "diverging" | "fine"
     recommended_step: int
     explanation: str
     advice: str
@@ -107,6 +122,7 @@ def checkpoint_statistics(run_dir: str | Path, dataset: Dataset, max_rows: int =
     batch = {k: jnp.asarray(v[rows]) for k, v in arrays.items() if k in
              ("observations", "actions", "rewards", "terminals", "next_observations")}  # fmt: skip
     discount = float(getattr(config, "discount", 0.99))
+    low, high = value_bounds(arrays["rewards"], discount)
     template = algo.init(jax.random.PRNGKey(0), spec, config)
 
     @jax.jit
@@ -121,8 +137,19 @@ def checkpoint_statistics(run_dir: str | Path, dataset: Dataset, max_rows: int =
     for path in checkpoints:
         state, meta = load_checkpoint(path, template, part="agent")
         q, td, scale, variance = (float(x) for x in statistics(state))
-        out.append(CheckpointStatistics(int(meta["step"]), q, td, scale, variance))
+        out.append(CheckpointStatistics(int(meta["step"]), q, td, scale, variance, low, high))
     return out
+
+
+def value_bounds(rewards: np.ndarray, discount: float) -> tuple[float, float]:
+    """The smallest and largest discounted return a sequence of these rewards can have (episodes may end at any
+    step, after which the value is 0)."""
+    r_min, r_max = float(np.min(rewards)), float(np.max(rewards))
+    horizon = 1.0 / (1.0 - discount) if discount < 1.0 else np.inf
+    # the largest: every step earns r_max if it is positive, else the episode ends after one step; the smallest alike
+    high = r_max * horizon if r_max > 0 else r_max
+    low = r_min * horizon if r_min < 0 else r_min
+    return low, high
 
 
 def diagnose(
@@ -134,6 +161,8 @@ def diagnose(
     ``high_td``: the TD error, as a share of the TD targets' variance, above which it is high (until 2026-11-28 it
     was a share of their mean square, which a critic whose values grow with its error never exceeds).
     ``floor_td``: the TD error must also be at least this share of the targets' mean square.
+    The rules are tried in this order: underfitting, diverging (offrl's; needs the value bounds that
+    :func:`checkpoint_statistics` records), overfitting; a run none of them fits is fine.
     """
     if not stats:
         raise ValueError("no checkpoint statistics to diagnose")
@@ -163,6 +192,11 @@ def diagnose(
             "increase the critic's capacity (wider or deeper networks) or reduce regularisation (e.g. a smaller "
             "conservative weight)",
         )
+    second_half = q[len(q) // 2 :]
+    above = q[-1] > last.value_high and q[-1] - second_half.min() >= drop * abs(q[-1])
+    below = q[-1] < last.value_low and second_half.max() - q[-1] >= drop * abs(q[-1])
+    if above or below:
+        return diverging(stats, above)
     if rose and peak < len(q) - 1 and falling and fell:
         return Diagnosis(
             "overfitting",
@@ -178,4 +212,33 @@ def diagnose(
         "no overfitting (the dataset Q did not rise, peak and fall steadily) and no underfitting (the TD error is low "
         "or falling)",
         "deploy the last checkpoint",
+    )
+
+
+def diverging(stats: list[CheckpointStatistics], above: bool) -> Diagnosis:
+    """The verdict on a critic whose dataset Q ends beyond the data's value bounds and still moves away."""
+    q = np.array([s.dataset_q for s in stats])
+    second_half = q[len(q) // 2 :]
+    last = stats[-1]
+    bound, side, extreme, start = (
+        (last.value_high, "above", "largest", second_half.min())
+        if above
+        else (last.value_low, "below", "smallest", second_half.max())
+    )
+    possible = [s for s in stats if s.value_low <= s.dataset_q <= s.value_high]
+    deploy = possible[-1] if possible else stats[0]
+    which = (
+        f"deploy the checkpoint of step {deploy.step}, the last whose Q was possible, only after checking it (the "
+        "policy may have gone wrong before the values did)"
+        if possible
+        else "no checkpoint had a possible Q: deploy none of them"
+    )
+    return Diagnosis(
+        "diverging",
+        deploy.step,
+        f"the average dataset Q ends at {q[-1]:.4g}, {side} {bound:.4g}, the {extreme} discounted return the "
+        f"data's rewards allow, and it is still moving away (from {start:.4g} over the second half of the "
+        "checkpoints): the critic is diverging, its values come from extrapolation, not from the data",
+        f"{which}; retrain with stronger conservatism or behaviour regularisation (e.g. a larger conservative "
+        "weight), a lower critic learning rate, slower target updates or a smaller discount",
     )

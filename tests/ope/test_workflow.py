@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 
-from offrl.ope.workflow import CheckpointStatistics, diagnose
+from offrl.ope.workflow import CheckpointStatistics, diagnose, value_bounds
 
 
-def stats(qs, tds, scale=100.0, variance=50.0):
-    return [CheckpointStatistics(1000 * (i + 1), q, td, scale, variance)
+def stats(qs, tds, scale=100.0, variance=50.0, bounds=(-np.inf, np.inf)):
+    return [CheckpointStatistics(1000 * (i + 1), q, td, scale, variance, *bounds)
             for i, (q, td) in enumerate(zip(qs, tds, strict=True))]  # fmt: skip
 
 
@@ -60,6 +60,43 @@ def test_a_tiny_error_on_targets_that_hardly_vary_is_not_underfitting():
     assert diagnose(stats([90, 95, 98, 99], [0.4, 0.3, 0.35, 0.33], scale=1e4, variance=1.0)).verdict == "fine"
 
 
+def test_the_value_bounds_are_the_extreme_discounted_returns_of_the_rewards():
+    assert np.allclose(value_bounds(np.array([0.5, 1.0]), 0.99), (0.5, 100.0))  # at least one step's reward
+    assert np.allclose(value_bounds(np.array([-2.0, -1.0]), 0.99), (-200.0, -1.0))  # or end after one step
+    assert np.allclose(value_bounds(np.array([-1.0, 0.0, 2.0]), 0.9), (-10.0, 20.0))
+    assert value_bounds(np.array([0.0, 1.0]), 1.0) == (0.0, np.inf)
+
+
+def test_a_q_that_passes_the_largest_possible_value_and_keeps_rising_is_diverging():
+    """A 2x256 critic on random CartPole actions (reward 1, gamma 0.99: no value above 100): the Q grows through
+    the bound while the TD error stays a small share of the targets' variance, and the policy collapses."""
+    qs = [18, 26, 31, 38, 45, 51, 60, 71, 92, 114, 140, 159]
+    tds = [7, 8, 12, 20, 30, 45, 70, 120, 250, 500, 900, 1700]
+    result = diagnose(stats(qs, tds, scale=20000.0, variance=16000.0, bounds=(1.0, 100.0)))
+    assert result.verdict == "diverging"
+    assert result.recommended_step == 9000  # the last checkpoint whose Q (92) was possible
+    assert "above 100, the largest" in result.explanation and "larger conservative weight" in result.advice
+    # without the bounds (statistics recorded before them) nothing fires
+    assert diagnose(stats(qs, tds, scale=20000.0, variance=16000.0)).verdict == "fine"
+
+
+def test_a_q_that_levelled_off_slightly_above_the_bound_is_not_diverging():
+    """An 8-unit critic on expert CartPole data: values near their maximum, over-estimated by a few percent, flat
+    for the second half of training (its policy scores 100)."""
+    qs = [60, 85, 98, 103, 104.5, 104.8, 104.9, 105.0]
+    assert diagnose(stats(qs, [0.5] * 8, scale=1e4, variance=20.0, bounds=(1.0, 100.0))).verdict == "fine"
+    # the same run if it kept rising through the second half
+    rising = [60, 85, 98, 103, 107, 112, 118, 125]
+    assert diagnose(stats(rising, [0.5] * 8, scale=1e4, variance=20.0, bounds=(1.0, 100.0))).verdict == "diverging"
+
+
+def test_a_q_that_falls_below_the_smallest_possible_value_is_diverging_and_no_checkpoint_may_be_possible():
+    qs = [-120, -150, -190, -240, -300, -380]  # rewards in [-1, 0], gamma 0.99: no value below -100
+    result = diagnose(stats(qs, [1.0] * 6, scale=1e5, variance=1e4, bounds=(-100.0, 0.0)))
+    assert result.verdict == "diverging" and "below -100, the smallest" in result.explanation
+    assert result.recommended_step == 1000 and "deploy none" in result.advice
+
+
 def test_rising_q_and_falling_td_error_are_fine_and_the_last_checkpoint_is_deployed():
     result = diagnose(stats([1, 2, 3, 4], [40.0, 20.0, 5.0, 1.0]))
     assert result.verdict == "fine" and result.recommended_step == 4000
@@ -106,6 +143,7 @@ def test_the_workflow_reads_a_discrete_q_network_at_the_logged_actions(tmp_path)
                       output_dir=str(tmp_path), run_name="r", progress=False))  # fmt: skip
     stats = checkpoint_statistics(tmp_path / "r", data)
     assert [s.step for s in stats] == [100, 200]
+    assert np.allclose((stats[0].value_low, stats[0].value_high), (1.0, 100.0))  # reward 1 per step, gamma 0.99
 
     last = list_checkpoints(tmp_path / "r" / "checkpoints")[-1]
     meta = read_metadata(last)
