@@ -27,14 +27,13 @@ verdict, the checkpoint it recommends and its regret are those of ``benchmarks/w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workflow_suite import finished, judge, publish, started_run_dir  # noqa: E402
+from workflow_suite import cached_record, finished, judge, publish, started_run_dir  # noqa: E402
 
 from offrl.train.checkpoint import atomic_write_json  # noqa: E402
 
@@ -179,9 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{path.stem}/{run_dir.name}: training", flush=True)
                     train_run(path, critic, seed, args)
                 record_path = run_dir / "workflow.json"
-                if record_path.exists():
-                    record = json.loads(record_path.read_text())
-                else:
+                record = cached_record(record_path)
+                if record is None:
                     from offrl.data import load_dataset
 
                     record = judge(run_dir, path, args.tolerance)

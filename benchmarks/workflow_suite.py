@@ -116,10 +116,20 @@ def train_groups(runs: list[tuple[Path, str, int]], args: argparse.Namespace) ->
         train_or_resume_group([c for c, _ in members], members[0][1], eval_workers=args.eval_workers)
 
 
+def cached_record(path: Path) -> dict | None:
+    """A run's judged record (``workflow.json``), unless it is missing or was judged under other rules."""
+    from offrl.ope.workflow import RULES
+
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("rules") == RULES else None
+
+
 def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
     """The workflow's verdict on ``run_dir`` and how it compares with the online scores of its checkpoints."""
     from offrl.data import load_dataset
-    from offrl.ope.workflow import checkpoint_statistics, diagnose
+    from offrl.ope.workflow import RULES, checkpoint_statistics, diagnose
 
     stats = checkpoint_statistics(run_dir, load_dataset(dataset))
     diagnosis = diagnose(stats)
@@ -144,7 +154,8 @@ def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
         "verdict": diagnosis.verdict,
         "explanation": diagnosis.explanation,
         "recommended_step": diagnosis.recommended_step,
-        "value_bounds": [stats[-1].value_low, stats[-1].value_high],
+        "rules": RULES,
+        "value_bounds": [v if np.isfinite(v) else None for v in (stats[-1].value_low, stats[-1].value_high)],
         "checkpoints": [
             {
                 "step": s.step,
@@ -267,9 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{dataset.stem}/{algo}-s{seed}: training", flush=True)
                     train_run(dataset, algo, seed, args.steps, args.interval, args.episodes, out)
                 path = run_dir / "workflow.json"
-                if path.exists():
-                    record = json.loads(path.read_text())
-                else:
+                record = cached_record(path)
+                if record is None:
                     record = judge(run_dir, dataset, args.tolerance)
                     atomic_write_json(path, record)
                 print(

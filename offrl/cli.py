@@ -486,8 +486,9 @@ def cmd_workflow(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="offrl workflow",
         description="Judge a training run without online evaluation (Kumar et al. 2021): the average dataset "
-        "Q-value and TD error of every checkpoint, then the verdict (overfitting, underfitting or fine), the "
-        "checkpoint to deploy and what to change. Train with --keep-checkpoints 0 to keep every checkpoint.",
+        "Q-value and TD error of every checkpoint, then the verdict (overfitting, underfitting, diverging or "
+        "fine), the checkpoint to deploy and what to change. Train with --keep-checkpoints 0 to keep every "
+        "checkpoint.",
     )
     parser.add_argument("run_dir", help="an offrl training run directory")
     parser.add_argument("--dataset", help="transitions to measure on (default: the run's training data)")
@@ -510,7 +511,8 @@ def cmd_workflow(argv: list[str]) -> int:
         print(f"{s.step:<11d} {s.dataset_q:10.4g} {s.td_error:11.4g} {_share(s.td_error, s.target_variance):>9}")
     print(f"values the data's rewards allow: [{stats[-1].value_low:.4g}, {stats[-1].value_high:.4g}]")
     print(f"verdict: {result.verdict}: {result.explanation}")
-    print(f"deploy the checkpoint of step {result.recommended_step}; {result.advice}")
+    print(f"recommended checkpoint: step {result.recommended_step}")
+    print(f"advice: {result.advice}")
     return 0
 
 

@@ -20,16 +20,22 @@ transitions (the training data, or a held-out dataset), :func:`checkpoint_statis
 offrl adds one rule the paper does not have:
 
 - **diverging**: the average dataset Q ends beyond the values the data's rewards allow at all, and is still moving
-  away. No discounted sum of rewards in :math:`[r_{min}, r_{max}]` (the dataset's, as transformed for training)
-  exceeds :math:`r_{max} / (1 - \\gamma)` (:math:`r_{max}` itself if it is negative: an episode may end after one
-  step) or falls below :math:`r_{min} / (1 - \\gamma)` (:math:`r_{min}` if it is positive). The critic learns only
-  from those rewards, so values beyond them come from extrapolation feeding on itself: an over-estimating critic,
-  usually with a policy that has collapsed. "Still moving away" reuses the overfitting rule's ``drop``: over the
-  second half of the checkpoints the Q moved outwards by at least 10% of its final magnitude, so a critic that
-  levelled off slightly beyond the bound (a small regression error on values near their maximum) is not diverging.
-  Deploy the last checkpoint whose Q was within the bounds, only after checking it (the policy may have gone wrong
-  before the values did); fix with stronger conservatism or behaviour regularisation, a lower critic learning rate,
-  slower target updates or a smaller discount.
+  away. No discounted sum of rewards in :math:`[r_{min}, r_{max}]` (the measured dataset's, as transformed for
+  training) exceeds :math:`r_{max} / (1 - \\gamma)` (:math:`r_{max}` itself if it is negative: an episode may end
+  after one step) or falls below :math:`r_{min} / (1 - \\gamma)` (:math:`r_{min}` if it is positive). The critic
+  learns only from those rewards, so values beyond them come from extrapolation feeding on itself. Above the bound
+  it is an over-estimating critic, usually with a policy that has collapsed: fix with stronger conservatism or
+  behaviour regularisation, a lower critic learning rate, slower target updates or a smaller discount. Below it, a
+  penalty pushing values down without limit: fix with a smaller conservative weight or a lower critic learning
+  rate. "Still moving away" reuses the overfitting rule's ``drop``: over the second half of the checkpoints the Q
+  moved outwards, from its innermost value there to its last, by more than 10% of its final magnitude or of the
+  bounds' width, whichever is larger (so values near zero do not fire on noise), and a critic that levelled off
+  slightly beyond the bound (a small regression error on values near their maximum) is not diverging. Rewards that
+  are all equal give no range and are not judged. Deploy the last checkpoint whose Q was within the bounds, only
+  after checking it: the policy may have gone wrong before the values did.
+  The bounds hold for the statistics' own target (reward plus discounted Q, without the entropy bonus of soft
+  critics or ReBRAC's behaviour penalty), and on held-out data they are those of its rewards, which may span less
+  than the training data's.
 
 How "rises", "falls steadily", "low" and "high" become numbers is offrl's choice (the paper states the rules in
 words): a rise of at least ``drop`` (10%) of the peak's magnitude before the peak (a critic that starts above the
@@ -60,6 +66,8 @@ from offrl.data.dataset import Dataset
 from offrl.data.transforms import Transforms
 from offrl.train.checkpoint import list_checkpoints, load_checkpoint, read_metadata
 from offrl.train.offline import _config_from_json, check_spec_fits_data
+
+RULES = "2026-11-28"  # the version of diagnose's rules: records judged under other rules are to be judged again
 
 
 @dataclass(frozen=True)
@@ -161,8 +169,9 @@ def diagnose(
     ``high_td``: the TD error, as a share of the TD targets' variance, above which it is high (until 2026-11-28 it
     was a share of their mean square, which a critic whose values grow with its error never exceeds).
     ``floor_td``: the TD error must also be at least this share of the targets' mean square.
-    The rules are tried in this order: underfitting, diverging (offrl's; needs the value bounds that
-    :func:`checkpoint_statistics` records), overfitting; a run none of them fits is fine.
+    The rules are tried in this order: underfitting (whose explanation says when the Q is also beyond the bounds:
+    a critic too small for its data may diverge too, and capacity is the first fix), diverging (offrl's; needs the
+    value bounds that :func:`checkpoint_statistics` records), overfitting; a run none of them fits is fine.
     """
     if not stats:
         raise ValueError("no checkpoint statistics to diagnose")
@@ -182,21 +191,25 @@ def diagnose(
         and td[-1] > floor_td * last.target_scale
         and td[-1] > 0.5 * td.max()
     )
+    beyond = beyond_bounds(stats, drop)
     if td_high:
+        also = (
+            f"; the dataset Q also ends {beyond} the values the data's rewards allow "
+            f"([{last.value_low:.4g}, {last.value_high:.4g}]) and still moves away"
+            if beyond
+            else ""
+        )
         return Diagnosis(
             "underfitting",
             last.step,
             f"the TD error stays high: {td[-1]:.4g} at the last checkpoint, {unexplained:.0%} of the TD targets' "
             f"variance ({td[-1] / last.target_scale:.1%} of their mean square), and never fell below half of its "
-            f"largest value ({td.max():.4g})",
+            f"largest value ({td.max():.4g}){also}",
             "increase the critic's capacity (wider or deeper networks) or reduce regularisation (e.g. a smaller "
             "conservative weight)",
         )
-    second_half = q[len(q) // 2 :]
-    above = q[-1] > last.value_high and q[-1] - second_half.min() >= drop * abs(q[-1])
-    below = q[-1] < last.value_low and second_half.max() - q[-1] >= drop * abs(q[-1])
-    if above or below:
-        return diverging(stats, above)
+    if beyond:
+        return diverging(stats, beyond == "above")
     if rose and peak < len(q) - 1 and falling and fell:
         return Diagnosis(
             "overfitting",
@@ -215,30 +228,55 @@ def diagnose(
     )
 
 
+def beyond_bounds(stats: list[CheckpointStatistics], drop: float) -> str:
+    """``"above"`` or ``"below"`` when the last dataset Q is beyond the data's value bounds and moved outwards over
+    the second half of the checkpoints (from its innermost value there) by more than ``drop`` of its magnitude or of
+    the bounds' width; ``""`` otherwise (also when the rewards give no range)."""
+    last = stats[-1]
+    if not last.value_low < last.value_high:
+        return ""
+    q = np.array([s.dataset_q for s in stats])
+    second_half = q[(len(q) - 1) // 2 :]
+    width = last.value_high - last.value_low if np.isfinite(last.value_high - last.value_low) else 0.0
+    moved = drop * max(abs(q[-1]), width)
+    if q[-1] > last.value_high and q[-1] - second_half.min() > moved:
+        return "above"
+    if q[-1] < last.value_low and second_half.max() - q[-1] > moved:
+        return "below"
+    return ""
+
+
 def diverging(stats: list[CheckpointStatistics], above: bool) -> Diagnosis:
     """The verdict on a critic whose dataset Q ends beyond the data's value bounds and still moves away."""
     q = np.array([s.dataset_q for s in stats])
-    second_half = q[len(q) // 2 :]
+    second_half = q[(len(q) - 1) // 2 :]
     last = stats[-1]
-    bound, side, extreme, start = (
-        (last.value_high, "above", "largest", second_half.min())
-        if above
-        else (last.value_low, "below", "smallest", second_half.max())
-    )
+    if above:
+        bound, side, extreme, start, moved = last.value_high, "above", "largest", second_half.min(), "rose"
+        fix = (
+            "stronger conservatism or behaviour regularisation (e.g. a larger conservative weight), a lower critic "
+            "learning rate, slower target updates or a smaller discount"
+        )
+    else:
+        bound, side, extreme, start, moved = last.value_low, "below", "smallest", second_half.max(), "fell"
+        fix = (
+            "a smaller conservative weight (a penalty pushing the values down without limit) or a lower critic "
+            "learning rate"
+        )
     possible = [s for s in stats if s.value_low <= s.dataset_q <= s.value_high]
     deploy = possible[-1] if possible else stats[0]
     which = (
-        f"deploy the checkpoint of step {deploy.step}, the last whose Q was possible, only after checking it (the "
-        "policy may have gone wrong before the values did)"
+        f"check the checkpoint of step {deploy.step}, the last whose Q was within the bounds, before deploying it "
+        "(the policy may have gone wrong before the values did)"
         if possible
-        else "no checkpoint had a possible Q: deploy none of them"
+        else f"no checkpoint had its Q within the bounds; if one must be deployed, the first (step {deploy.step}) is "
+        "the least trained"
     )
     return Diagnosis(
         "diverging",
         deploy.step,
         f"the average dataset Q ends at {q[-1]:.4g}, {side} {bound:.4g}, the {extreme} discounted return the "
-        f"data's rewards allow, and it is still moving away (from {start:.4g} over the second half of the "
-        "checkpoints): the critic is diverging, its values come from extrapolation, not from the data",
-        f"{which}; retrain with stronger conservatism or behaviour regularisation (e.g. a larger conservative "
-        "weight), a lower critic learning rate, slower target updates or a smaller discount",
+        f"data's rewards allow, and it {moved} from {start:.4g} to {q[-1]:.4g} over the second half of the "
+        "checkpoints: the critic is diverging, its values come from extrapolation, not from the data",
+        f"retrain with {fix}; {which}",
     )

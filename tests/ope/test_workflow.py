@@ -94,7 +94,35 @@ def test_a_q_that_falls_below_the_smallest_possible_value_is_diverging_and_no_ch
     qs = [-120, -150, -190, -240, -300, -380]  # rewards in [-1, 0], gamma 0.99: no value below -100
     result = diagnose(stats(qs, [1.0] * 6, scale=1e5, variance=1e4, bounds=(-100.0, 0.0)))
     assert result.verdict == "diverging" and "below -100, the smallest" in result.explanation
-    assert result.recommended_step == 1000 and "deploy none" in result.advice
+    assert result.recommended_step == 1000 and "no checkpoint had its Q within the bounds" in result.advice
+    assert "smaller conservative weight" in result.advice  # not the over-estimating critic's fix
+
+
+def test_a_q_that_levelled_off_slightly_below_the_smallest_possible_value_is_not_diverging():
+    qs = [-60, -90, -101, -101.5, -101.8, -102.0]
+    assert diagnose(stats(qs, [1.0] * 6, scale=1e4, variance=1e3, bounds=(-100.0, 0.0))).verdict == "fine"
+
+
+def test_values_near_zero_do_not_diverge_on_noise():
+    """Rewards that are all zero give no range; sparse 0/1 rewards let Q wander a little below 0."""
+    assert diagnose(stats([0.02, 0.01, 0.004, 0.002, 0.003], [1e-6] * 5, bounds=(0.0, 0.0))).verdict == "fine"
+    qs = [0.05, 0.01, -0.005, -0.01, -0.02]
+    assert diagnose(stats(qs, [1e-4] * 5, scale=1e-3, variance=1e-3, bounds=(0.0, 100.0))).verdict == "fine"
+
+
+def test_two_checkpoints_are_enough_to_see_a_divergence():
+    assert diagnose(stats([50, 150], [1.0, 1.0], scale=1e4, variance=1e4, bounds=(1.0, 100.0))).verdict == "diverging"
+
+
+def test_an_underfitting_critic_beyond_the_bounds_is_underfitting_and_says_so():
+    """An 8-unit critic on mixed CartPole data: the TD error stays high and the Q passes 100 on its way to 212;
+    capacity is the first fix, and the explanation names the divergence too."""
+    qs = [20, 60, 110, 150, 180, 212]
+    tds = [30, 300, 700, 1100, 1500, 2000]
+    result = diagnose(stats(qs, tds, scale=45000.0, variance=6000.0, bounds=(1.0, 100.0)))
+    assert result.verdict == "underfitting" and "also ends above the values the data's rewards allow" in (
+        result.explanation
+    )
 
 
 def test_rising_q_and_falling_td_error_are_fine_and_the_last_checkpoint_is_deployed():
@@ -112,7 +140,27 @@ def test_offrl_workflow_reads_every_checkpoint_of_a_run(tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)
     assert [c["step"] for c in record["checkpoints"]] == [100, 200, 300]
     assert all(np.isfinite(c["dataset_q"]) and c["td_error"] >= 0 for c in record["checkpoints"])
-    assert record["verdict"] in ("overfitting", "underfitting", "fine")
+    assert record["verdict"] in ("overfitting", "underfitting", "diverging", "fine")
+
+    # the value bounds come from the rewards as the run transformed them (IQL's locomotion scaling), not raw ones
+    from offrl.data import Transforms
+    from offrl.data.builtin import load_builtin
+    from offrl.train.checkpoint import list_checkpoints, read_metadata
+
+    data, _ = load_builtin("pendulum-mixed")
+    transforms = Transforms.from_json(read_metadata(list_checkpoints(tmp_path / "r" / "checkpoints")[0])["transforms"])
+    scaled = transforms.apply(data)["rewards"]
+    assert not np.allclose(scaled, data.rewards)
+    first = record["checkpoints"][0]
+    assert np.allclose((first["value_low"], first["value_high"]), value_bounds(scaled, 0.99), rtol=1e-5)
+    assert not np.allclose((first["value_low"], first["value_high"]), value_bounds(data.rewards, 0.99), rtol=1e-2)
+
+    assert main(["workflow", str(tmp_path / "r"), "--max-rows", "2000"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4].startswith("values the data's rewards allow: [")
+    assert lines[-3].startswith(f"verdict: {record['verdict']}: ")
+    assert lines[-2] == f"recommended checkpoint: step {record['recommended_step']}"
+    assert lines[-1] == f"advice: {record['advice']}"
 
 
 def test_the_workflow_reads_a_discrete_q_network_at_the_logged_actions(tmp_path):
