@@ -13,6 +13,10 @@ does the dataset perspective of Schweighofer et al. (2022) hold here?
   ``--results`` (comma-separated folders; mean over the seeds present), per algorithm; "BC vs best" tells whether
   BC is within 5 points of the best algorithm (the paper: BC is competitive when TQ is high). Both are left
   empty ("-") until BC, TD3+BC and IQL all have a finished run on the dataset.
+- The verdict ``offrl dataset report`` would give with the union as its reference (one column per ``--bins``; the
+  report's default is 100), and whether the scores bear it out (``report_verdict_held``): "BC as good" when BC is
+  within 5 points of the best; "Q-learning gains" when TD3+BC or IQL beats BC by more than 5; "poor for all" when
+  no algorithm reaches 50; "BC a strong baseline, RL may improve" allows every outcome and is not scored ("-").
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from offrl.data import load_dataset
 from offrl.data.dataset import concatenate
 from offrl.data.diagnostics import measure
 from offrl.envs import get_task
+from offrl.reports.dataset import verdict_kind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from markdown_block import write_block  # noqa: E402
@@ -53,6 +58,12 @@ def final_scores(results: list[Path], dataset: str) -> dict[str, float]:
 
 
 ALGOS = ("bc", "td3bc", "iql")
+VERDICT_LABELS = {
+    "bc": "BC as good",
+    "bc-baseline": "BC a strong baseline, RL may improve",
+    "q-learning": "Q-learning gains",
+    "poor": "poor for all",
+}
 
 
 def best_and_bc_close(scores: dict[str, float], tolerance: float = 5.0) -> tuple[float | None, str]:
@@ -62,6 +73,20 @@ def best_and_bc_close(scores: dict[str, float], tolerance: float = 5.0) -> tuple
         return None, "-"
     best = max(scores[a] for a in ALGOS)
     return best, "yes" if scores["bc"] >= best - tolerance else "no"
+
+
+def report_verdict_held(kind: str, scores: dict[str, float], tolerance: float = 5.0) -> str:
+    """Whether the scores bear out the dataset report's verdict of this kind ("yes" / "no"; "-" for a verdict that
+    allows every outcome or until every one of ALGOS has a score)."""
+    if not all(a in scores for a in ALGOS) or kind not in ("bc", "q-learning", "poor"):
+        return "-"
+    best_rl = max(scores["td3bc"], scores["iql"])
+    held = {
+        "bc": scores["bc"] >= max(best_rl, scores["bc"]) - tolerance,
+        "q-learning": best_rl > scores["bc"] + tolerance,
+        "poor": max(best_rl, scores["bc"]) < 50.0,
+    }[kind]
+    return "yes" if held else "no"
 
 
 def main() -> None:
@@ -78,9 +103,11 @@ def main() -> None:
     args = parser.parse_args()
     bins = [int(b) for b in args.bins.split(",")]
     saco_columns = " | ".join(f"SACo ({b} bins)" for b in bins)
+    verdict_columns = " | ".join(f"report's verdict ({b} bins): held?" for b in bins)
     lines = [
-        f"| dataset | transitions | TQ | {saco_columns} | BC | TD3+BC | IQL | best | BC within 5 of best |",
-        "|---|---|---|" + "---|" * len(bins) + "---|---|---|---|---|",
+        f"| dataset | transitions | TQ | {saco_columns} | BC | TD3+BC | IQL | best | BC within 5 of best | "
+        f"{verdict_columns} |",
+        "|---|---|---|" + "---|" * len(bins) + "---|---|---|---|---|" + "---|" * len(bins),
     ]
     for family in args.families.split(","):
         task = get_task(family)
@@ -93,12 +120,16 @@ def main() -> None:
             scores = final_scores([Path(r) for r in args.results.split(",")], f"{family}-{kind}")
             cells = [f"{scores[a]:.1f}" if a in scores else "-" for a in ALGOS]
             best, bc_close = best_and_bc_close(scores)
+            kinds = [verdict_kind(m, has_reference=True) for m in ms]
+            verdicts = [f"{VERDICT_LABELS[k]}: {report_verdict_held(k, scores)}" for k in kinds]
             lines.append(
                 f"| {family}-{kind} | {dataset.size} | {ms[0].tq:.2f} | "
                 + " | ".join(f"{m.saco:.3f}" for m in ms)
                 + " | "
                 + " | ".join(cells)
-                + f" | {'-' if best is None else f'{best:.1f}'} | {bc_close} |"
+                + f" | {'-' if best is None else f'{best:.1f}'} | {bc_close} | "
+                + " | ".join(verdicts)
+                + " |"
             )
             print(lines[-1], flush=True)
     text = "\n".join(lines)

@@ -372,6 +372,19 @@ def test_dataset_measures_reads_each_datasets_scores_from_the_first_results_fold
     assert dataset_measures.final_scores(folders, "walker2d-expert") == {}
 
 
+def test_dataset_measures_scores_the_dataset_reports_verdict_against_the_algorithms():
+    held = script("dataset_measures").report_verdict_held
+    assert held("bc", {"bc": 46.0, "td3bc": 40.0, "iql": 50.0}) == "yes"  # BC within 5 of the best
+    assert held("bc", {"bc": 44.9, "td3bc": 40.0, "iql": 50.0}) == "no"
+    assert held("bc", {"bc": 60.0, "td3bc": 40.0, "iql": 50.0}) == "yes"  # BC the best
+    assert held("q-learning", {"bc": 15.7, "td3bc": 30.1, "iql": 31.4}) == "yes"  # more than 5 ahead of BC
+    assert held("q-learning", {"bc": 61.3, "td3bc": 5.9, "iql": 59.7}) == "no"
+    assert held("poor", {"bc": 1.5, "td3bc": 3.2, "iql": 6.7}) == "yes"  # nothing reaches 50
+    assert held("poor", {"bc": 35.9, "td3bc": 35.3, "iql": 50.0}) == "no"
+    assert held("bc-baseline", {"bc": 1.0, "td3bc": 90.0, "iql": 50.0}) == "-"  # allows every outcome
+    assert held("bc", {"bc": 46.0, "iql": 50.0}) == "-"  # TD3+BC not finished yet
+
+
 def test_fqe_suite_statistics():
     fqe_suite = script("fqe_suite")
     assert fqe_suite.spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 30.0, 20.0])) == pytest.approx(0.5)

@@ -24,33 +24,49 @@ from offrl.data.dataset import Dataset
 from offrl.data.diagnostics import DatasetMeasures
 from offrl.reports.html import figure_png, figures_html, fmt, page, pyplot, write_report
 
-__all__ = ["HIGH_SACO", "HIGH_TQ", "plots", "render", "verdict", "write_report"]
+__all__ = ["HIGH_SACO", "HIGH_TQ", "plots", "render", "verdict", "verdict_kind", "write_report"]
 
 HIGH_TQ = 0.6
 HIGH_SACO = 0.5
 
 
+def verdict_kind(measures: DatasetMeasures, has_reference: bool) -> str | None:
+    """Which case of the verdict the measures fall in: ``"bc"`` (high TQ, low SACo: behaviour cloning will likely
+    do as well as offline RL), ``"bc-baseline"`` (high TQ and SACo: BC is a strong baseline that constrained offline
+    RL can still improve on), ``"q-learning"`` (low TQ, high SACo: Q-learning can improve far beyond BC), ``"poor"``
+    (low TQ and SACo: poor results from every method); without a reference, ``"bc-no-reference"`` or
+    ``"imitation-not-enough"`` by TQ alone; None when TQ is unknown."""
+    if measures.tq is None:
+        return None
+    high_tq = measures.tq >= HIGH_TQ
+    if not has_reference:
+        return "bc-no-reference" if high_tq else "imitation-not-enough"
+    high_saco = measures.saco >= HIGH_SACO
+    if high_tq:
+        return "bc-baseline" if high_saco else "bc"
+    return "q-learning" if high_saco else "poor"
+
+
 def verdict(measures: DatasetMeasures, has_reference: bool) -> str:
     tq, saco = measures.tq, measures.saco
-    if tq is None:
+    kind = verdict_kind(measures, has_reference)
+    coverage = " Coverage was not judged: pass --reference (e.g. a replay dataset of the task) for SACo."
+    if kind is None:
         return "TQ unknown (the task's reference returns are needed: pass --task); no verdict."
-    high_tq = tq >= HIGH_TQ
-    if not has_reference:
-        coverage = " Coverage was not judged: pass --reference (e.g. a replay dataset of the task) for SACo."
-        if high_tq:
-            return f"High TQ ({tq:.2f}): behaviour cloning will likely do as well as offline RL.{coverage}"
+    if kind == "bc-no-reference":
+        return f"High TQ ({tq:.2f}): behaviour cloning will likely do as well as offline RL.{coverage}"
+    if kind == "imitation-not-enough":
         return (
             f"Low TQ ({tq:.2f}): imitation alone will not do; offline RL needs data that covers good actions.{coverage}"
         )
-    high_saco = saco >= HIGH_SACO
-    if high_tq and not high_saco:
+    if kind == "bc":
         return f"High TQ ({tq:.2f}), low SACo ({saco:.2f}): behaviour cloning will likely do as well as offline RL."
-    if high_tq:
+    if kind == "bc-baseline":
         return (
             f"High TQ ({tq:.2f}), high SACo ({saco:.2f}): behaviour cloning is a strong baseline; constrained offline "
             "RL (TD3+BC, IQL) can still improve on it."
         )
-    if high_saco:
+    if kind == "q-learning":
         return (
             f"Low TQ ({tq:.2f}), high SACo ({saco:.2f}): the data explores; Q-learning-based offline RL (IQL, CQL) can "
             "improve far beyond behaviour cloning."

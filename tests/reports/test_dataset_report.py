@@ -10,7 +10,7 @@ import pytest
 
 from offrl.cli import main
 from offrl.data.diagnostics import DatasetMeasures
-from offrl.reports.dataset import HIGH_SACO, HIGH_TQ, verdict
+from offrl.reports.dataset import HIGH_SACO, HIGH_TQ, verdict, verdict_kind
 
 
 def measures(tq, saco):
@@ -22,22 +22,26 @@ def measures(tq, saco):
 
 
 @pytest.mark.parametrize(
-    "tq, saco, expected",
+    "tq, saco, expected, kind",
     [
-        (0.9, 0.1, "behaviour cloning will likely do as well"),
-        (0.9, 0.9, "constrained offline RL"),
-        (0.1, 0.9, "can improve far beyond behaviour cloning"),
-        (0.1, 0.1, "little to learn from"),
+        (0.9, 0.1, "behaviour cloning will likely do as well", "bc"),
+        (0.9, 0.9, "constrained offline RL", "bc-baseline"),
+        (0.1, 0.9, "can improve far beyond behaviour cloning", "q-learning"),
+        (0.1, 0.1, "little to learn from", "poor"),
     ],
 )
-def test_the_verdict_follows_tq_and_saco(tq, saco, expected):
+def test_the_verdict_follows_tq_and_saco(tq, saco, expected, kind):
     assert HIGH_TQ > 0.1 and HIGH_SACO > 0.1
     assert expected in verdict(measures(tq, saco), has_reference=True)
+    assert verdict_kind(measures(tq, saco), has_reference=True) == kind
 
 
 def test_without_a_reference_the_verdict_says_coverage_was_not_judged():
     assert "Coverage was not judged" in verdict(measures(0.9, 1.0), has_reference=False)
     assert "no verdict" in verdict(measures(None, 1.0), has_reference=True)
+    assert verdict_kind(measures(0.9, 1.0), has_reference=False) == "bc-no-reference"
+    assert verdict_kind(measures(0.1, 1.0), has_reference=False) == "imitation-not-enough"
+    assert verdict_kind(measures(None, 1.0), has_reference=True) is None
 
 
 def test_the_report_is_one_self_contained_page_with_measures_plots_and_verdict(tmp_path, capsys):
