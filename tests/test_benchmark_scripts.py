@@ -381,6 +381,10 @@ def test_dataset_measures_scores_the_dataset_reports_verdict_against_the_algorit
     assert held("q-learning", {"bc": 61.3, "td3bc": 5.9, "iql": 59.7}) == "no"
     assert held("poor", {"bc": 1.5, "td3bc": 3.2, "iql": 6.7}) == "yes"  # nothing reaches 50
     assert held("poor", {"bc": 35.9, "td3bc": 35.3, "iql": 50.0}) == "no"
+    assert held("q-learning", {"bc": 65.5, "td3bc": 76.0, "iql": 66.0}) == "yes"  # TD3+BC alone ahead
+    assert held("bc", {"bc": 45.0, "td3bc": 50.0, "iql": 10.0}) == "yes"  # exactly 5 behind TD3+BC
+    assert held("q-learning", {"bc": 45.0, "td3bc": 50.0, "iql": 10.0}) == "no"  # exactly 5 ahead is not more
+    assert held("poor", {"bc": 50.0, "td3bc": 1.0, "iql": 1.0}) == "no"  # BC reaches 50
     assert held("bc-baseline", {"bc": 1.0, "td3bc": 90.0, "iql": 50.0}) == "-"  # allows every outcome
     assert held("bc", {"bc": 46.0, "iql": 50.0}) == "-"  # TD3+BC not finished yet
 

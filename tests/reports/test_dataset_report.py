@@ -44,6 +44,10 @@ def test_without_a_reference_the_verdict_says_coverage_was_not_judged():
     assert verdict_kind(measures(None, 1.0), has_reference=True) is None
 
 
+def test_the_thresholds_themselves_count_as_high():
+    assert verdict_kind(measures(HIGH_TQ, HIGH_SACO), has_reference=True) == "bc-baseline"
+
+
 def test_the_report_is_one_self_contained_page_with_measures_plots_and_verdict(tmp_path, capsys):
     out = tmp_path / "expert.html"
     assert main(["dataset", "report", "pendulum-expert", "--reference", "pendulum-mixed", "--out", str(out)]) == 0
