@@ -130,6 +130,7 @@ def summarise(records: list[dict]) -> dict:
             "median_relative_error": float(np.median(error[idx] / np.maximum(np.abs(true[idx]), 1e-8))),
         }
     within = [d["spearman"] for d in per_dataset.values() if np.isfinite(d["spearman"])]
+    environments = sorted({environment(r["dataset"]) for r in records})
     return {
         "policies": len(records),
         "spearman": spearman(est, true),
@@ -141,7 +142,17 @@ def summarise(records: list[dict]) -> dict:
         "mean_within_dataset_spearman": float(np.mean(within)) if within else float("nan"),
         "mean_regret_at_1_relative": float(np.mean([d["regret_at_1_relative"] for d in per_dataset.values()])),
         "per_dataset": per_dataset,
+        "per_environment": (
+            {e: summarise([r for r in records if environment(r["dataset"]) == e]) for e in environments}
+            if len(environments) > 1
+            else {}
+        ),
     }
+
+
+def environment(dataset: str) -> str:
+    """The environment a suite dataset comes from: ``walker2d-medium-replay`` -> ``walker2d``."""
+    return dataset.split("-", 1)[0]
 
 
 def table(records: list[dict], summary: dict) -> str:
@@ -165,6 +176,16 @@ def table(records: list[dict], summary: dict) -> str:
             f"| {name} | {d['policies']} | {d['spearman']:.2f} | {d['regret_at_1']:.1f} "
             f"({d['regret_at_1_relative']:.0%}) | {d['median_relative_error']:.0%} |"
         )
+    if summary["per_environment"]:
+        lines += ["", "| environment | policies | Spearman | Pearson | mean absolute error | median relative error | "
+                  "interval covers | mean within-dataset Spearman | mean regret@1 |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, e in summary["per_environment"].items():
+            lines.append(
+                f"| {name} | {e['policies']} | {e['spearman']:.2f} | {e['pearson']:.2f} | "
+                f"{e['mean_absolute_error']:.1f} | {e['median_relative_error']:.0%} | {e['interval_coverage']:.0%} | "
+                f"{e['mean_within_dataset_spearman']:.2f} | {e['mean_regret_at_1_relative']:.0%} |"
+            )
     s = summary
     lines += [
         "",

@@ -408,6 +408,15 @@ def test_fqe_suite_statistics():
     assert s["per_dataset"]["b"]["regret_at_1"] == 0.0 and s["interval_coverage"] == pytest.approx(0.5)
     assert s["mean_absolute_error"] == pytest.approx((2 + 8 + 1 + 0) / 4)
     assert "regret@1" in fqe_suite.table(records, s)
+    # one row per environment (the dataset name's first part) once the records span several
+    records = [dict(r, dataset=f"hopper-{r['dataset']}") for r in records[:3]] + [
+        dict(records[3], dataset="walker2d-b")
+    ]
+    s = fqe_suite.summarise(records)
+    assert set(s["per_environment"]) == {"hopper", "walker2d"}
+    assert s["per_environment"]["hopper"]["mean_absolute_error"] == pytest.approx((2 + 8 + 1) / 3)
+    assert s["per_environment"]["walker2d"]["policies"] == 1 and not s["per_environment"]["hopper"]["per_environment"]
+    assert "| walker2d | 1 |" in fqe_suite.table(records, s)
 
 
 def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path, capsys):
