@@ -467,6 +467,8 @@ def cmd_fqe(argv: list[str]) -> int:
         f"FQE (gamma {config.discount}): {result.estimate:.2f}, {config.confidence:.0%} interval "
         f"[{result.low:.2f}, {result.high:.2f}] over {config.members - 1} bootstrap fits ({result.seconds:.0f} s)"
     )
+    # a loss far above other policies' on the same data marks a fit that has not settled (BENCHMARKS.md, FQE)
+    print(f"final TD loss: {result.td_loss:.4g}")
     if args.online_episodes:
         print(
             f"online, {args.online_episodes} episodes: discounted return {record['online/discounted_return']:.2f} "

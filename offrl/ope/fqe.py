@@ -76,7 +76,8 @@ class FQEResult:
     low: float
     high: float
     member_estimates: np.ndarray  # [members]; [1:] are the bootstrap fits
-    td_loss: float
+    td_loss: float  # member 0's mean squared TD error on the last batch; far above other policies' on the same
+    # data, it marks a fit that has not settled, whose estimate is not to be trusted
     discount: float
     seconds: float
 

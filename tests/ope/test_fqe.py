@@ -65,3 +65,7 @@ def test_offrl_fqe_evaluates_a_run_and_compares_with_rollouts(tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["fqe/low"] <= record["fqe/high"] and np.isfinite(record["fqe/estimate"])
     assert "online/discounted_return" in record and record["fqe/discount"] == 0.99
+    assert main(argv[:-1]) == 0  # the plain report also gives the fit's final TD loss
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("FQE (gamma 0.99): ") and lines[1].startswith("final TD loss: ")
+    assert float(lines[1].split(": ")[1]) >= 0 and lines[2].startswith("online, 2 episodes")
