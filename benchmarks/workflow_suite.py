@@ -13,7 +13,8 @@ Each run (``--out/DATASET/ALGO-sSEED``, the paper settings of ``benchmarks/confi
 (``--episodes`` episodes) and writes a checkpoint every ``--interval`` updates, keeping all of them; a stopped run
 resumes from its newest checkpoint. Then :func:`offrl.ope.workflow.checkpoint_statistics` and
 :func:`~offrl.ope.workflow.diagnose` give the verdict and the checkpoint to deploy (record: ``workflow.json`` in the
-run directory).
+run directory). ``--table-only --json FILE`` keeps FILE's records of runs that are not under ``--out`` (trained on a
+machine since lost), so a table can grow over several machines.
 
 Scored per run, in normalised score from the online evaluations at the checkpoints:
 
@@ -124,6 +125,17 @@ def cached_record(path: Path) -> dict | None:
         return None
     record = json.loads(path.read_text())
     return record if record.get("rules") == RULES else None
+
+
+def published_records(path: str | None) -> dict[str, dict]:
+    """The records of the table written before (``--json``), by run, that the current rules judged. ``--table-only``
+    keeps those whose run directory is not here (a run trained on a machine since lost): a record holds every
+    checkpoint's statistics and online score, all the table needs; it cannot be judged again without the run."""
+    from offrl.ope.workflow import RULES
+
+    if not path or not Path(path).exists():
+        return {}
+    return {r["run"]: r for r in json.loads(Path(path).read_text()) if r.get("rules") == RULES}
 
 
 def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
@@ -250,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--eval-workers", type=int, default=0, help="with --group: evaluation worker processes")
     parser.add_argument("--table-only", action="store_true", help="judge and tabulate the finished runs only")
-    parser.add_argument("--json", help="also write the records here")
+    parser.add_argument(
+        "--json",
+        help="also write the records here; with --table-only, the records already in it are kept for the runs that "
+        "are not finished under --out",
+    )
     parser.add_argument("--into", help="replace the table between the workflow-suite markers of this Markdown file")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -266,13 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.group and not args.table_only:
         train_groups(runs, args)
-    records = []
+    records, published = [], published_records(args.json) if args.table_only else {}
     for algo in args.algos.split(","):  # the fast algorithms' runs first
         for dataset in datasets:
             for seed in seeds:
                 run_dir = out / dataset.stem / f"{algo}-s{seed}"
                 done = finished(run_dir, args.steps)
                 if not done and args.table_only:
+                    name = f"{dataset.stem}/{algo}-s{seed}"
+                    if name in published:  # judged before, on a machine that had the run
+                        print(f"{name}: not finished here; its record in {args.json} is kept", flush=True)
+                        records.append(published[name])
                     continue
                 if not done:
                     print(f"{dataset.stem}/{algo}-s{seed}: training", flush=True)

@@ -442,7 +442,9 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
     assert record["regret"] >= 0
     assert "| pendulum-mixed | td3bc |" in markdown.read_text()
     mtime = (run / "workflow.json").stat().st_mtime
-    assert workflow_suite.main([*argv, "--table-only"]) == 0 and (run / "workflow.json").stat().st_mtime == mtime
+    published = tmp_path / "workflow-suite.json"
+    assert workflow_suite.main([*argv, "--table-only", "--json", str(published)]) == 0
+    assert (run / "workflow.json").stat().st_mtime == mtime and json.loads(published.read_text()) == [record]
 
     fqe_argv = ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "fqe"), "--members", "3", "--steps",
                 "200", "--episodes", "2", "--into", str(markdown)]  # fmt: skip
@@ -462,6 +464,15 @@ def test_the_fqe_and_workflow_suites_judge_runs_and_write_their_tables(tmp_path,
     shutil.rmtree(tmp_path / "fqe")
     with pytest.raises(SystemExit, match="trained on other data"):
         fqe_suite.main(fqe_argv)
+
+    # the run's machine is lost: --table-only keeps its published record, and only with the file that holds it
+    shutil.rmtree(tmp_path / "runs")
+    markdown.write_text(f"{workflow_suite.BEGIN}\n{workflow_suite.END}\n")
+    assert workflow_suite.main([*argv, "--table-only"]) == 1
+    capsys.readouterr()
+    assert workflow_suite.main([*argv, "--table-only", "--json", str(published)]) == 0
+    assert "pendulum-mixed/td3bc-s0: not finished here; its record in" in capsys.readouterr().out
+    assert "| pendulum-mixed | td3bc |" in markdown.read_text() and json.loads(published.read_text()) == [record]
 
 
 def test_the_cartpole_workflow_makes_its_datasets_trains_each_critic_and_judges_it(tmp_path, capsys):
