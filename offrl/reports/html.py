@@ -32,9 +32,10 @@ def figure_png(fig: Any) -> bytes:
 
 
 def figures_html(images: dict[str, bytes]) -> str:
+    """The plots as inline PNGs; each plot carries its own title, its key is the image's alternative text."""
     return "".join(
         f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,{base64.b64encode(v).decode("ascii")}">'
-        f"<figcaption>{html.escape(k)}</figcaption></figure>"
+        "</figure>"
         for k, v in images.items()
     )
 
