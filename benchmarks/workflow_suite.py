@@ -117,25 +117,27 @@ def train_groups(runs: list[tuple[Path, str, int]], args: argparse.Namespace) ->
         train_or_resume_group([c for c, _ in members], members[0][1], eval_workers=args.eval_workers)
 
 
-def cached_record(path: Path) -> dict | None:
-    """A run's judged record (``workflow.json``), unless it is missing or was judged under other rules."""
+def judged_by_current_rules(record: dict) -> bool:
     from offrl.ope.workflow import RULES
 
+    return record.get("rules") == RULES
+
+
+def cached_record(path: Path) -> dict | None:
+    """A run's judged record (``workflow.json``), unless it is missing or was judged under other rules."""
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    return record if record.get("rules") == RULES else None
+    return record if judged_by_current_rules(record) else None
 
 
 def published_records(path: str | None) -> dict[str, dict]:
     """The records of the table written before (``--json``), by run, that the current rules judged. ``--table-only``
     keeps those whose run directory is not here (a run trained on a machine since lost): a record holds every
     checkpoint's statistics and online score, all the table needs; it cannot be judged again without the run."""
-    from offrl.ope.workflow import RULES
-
     if not path or not Path(path).exists():
         return {}
-    return {r["run"]: r for r in json.loads(Path(path).read_text()) if r.get("rules") == RULES}
+    return {r["run"]: r for r in json.loads(Path(path).read_text()) if judged_by_current_rules(r)}
 
 
 def judge(run_dir: Path, dataset: Path, tolerance: float) -> dict:
@@ -286,16 +288,16 @@ def main(argv: list[str] | None = None) -> int:
     for algo in args.algos.split(","):  # the fast algorithms' runs first
         for dataset in datasets:
             for seed in seeds:
-                run_dir = out / dataset.stem / f"{algo}-s{seed}"
+                name = f"{dataset.stem}/{algo}-s{seed}"
+                run_dir = out / name
                 done = finished(run_dir, args.steps)
                 if not done and args.table_only:
-                    name = f"{dataset.stem}/{algo}-s{seed}"
                     if name in published:  # judged before, on a machine that had the run
                         print(f"{name}: not finished here; its record in {args.json} is kept", flush=True)
                         records.append(published[name])
                     continue
                 if not done:
-                    print(f"{dataset.stem}/{algo}-s{seed}: training", flush=True)
+                    print(f"{name}: training", flush=True)
                     train_run(dataset, algo, seed, args.steps, args.interval, args.episodes, out)
                 path = run_dir / "workflow.json"
                 record = cached_record(path)
